@@ -1,5 +1,8 @@
 //! `LdapConnection`: one directory (domain + search base) whose objects every gateway pod caches.
 
+// kube-derive takes one `printcolumn(...)` per column, which this lint misreads as repeated attributes.
+#![allow(clippy::duplicated_attributes)]
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::CustomResource;
 use schemars::JsonSchema;

@@ -1,5 +1,8 @@
 //! `LdapSyncSchedule`: when the gateway pods sync the connections that reference it.
 
+// kube-derive takes one `printcolumn(...)` per column, which this lint misreads as repeated attributes.
+#![allow(clippy::duplicated_attributes)]
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::CustomResource;
 use schemars::JsonSchema;
