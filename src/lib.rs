@@ -1,3 +1,8 @@
 //! ldapsync: keeps an email security gateway's LDAP cache in step with its directories.
+//!
+//! Layout: `api` (CRD types), `domain` (pure logic), `directory` (LDAP, DNS, Kerberos I/O).
 
 pub mod api;
+pub mod directory;
+pub mod domain;
+pub mod secret;

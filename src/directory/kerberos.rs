@@ -1,0 +1,158 @@
+//! Kerberos credentials from a keytab, private to one connection.
+//!
+//! `KRB5_CLIENT_KTNAME`/`KRB5CCNAME` are process-wide, so several connections with different keytabs
+//! would share one identity. MIT krb5's `gss_acquire_cred_from()` takes a credential store per call
+//! instead: each connection gets its own client keytab file and its own in-memory ticket cache.
+//! The GSSAPI library blocks on files and the KDC, so callers run [`KerberosCredential::acquire`]
+//! on a blocking thread.
+
+use std::ffi::CString;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::ptr;
+
+use libgssapi_sys as sys;
+
+use crate::domain::keytab::{self, KeytabError};
+
+/// Why Kerberos credentials could not be acquired.
+#[derive(Debug, thiserror::Error)]
+pub enum KerberosError {
+    #[error("keytab invalid: {0}")]
+    Keytab(#[from] KeytabError),
+    #[error("cannot stage the keytab for GSSAPI: {0}")]
+    StageKeytab(std::io::Error),
+    #[error("cannot acquire Kerberos credentials for {principal}: {detail}")]
+    AcquireCredentials { principal: String, detail: String },
+}
+
+/// GSSAPI credentials of one connection, and the keytab file they are read from.
+pub struct KerberosCredential {
+    principal: String,
+    cred: libgssapi::credential::Cred,
+    // MIT reads the client keytab lazily (on each ticket request), so the file lives as long as the
+    // credential.
+    _keytab_dir: tempfile::TempDir,
+}
+
+impl std::fmt::Debug for KerberosCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KerberosCredential")
+            .field("principal", &self.principal)
+            .finish_non_exhaustive()
+    }
+}
+
+/// OID 1.2.840.113554.1.2.2.1, GSS_KRB5_NT_PRINCIPAL_NAME.
+const KRB5_PRINCIPAL_NAME_OID: &[u8] = b"\x2a\x86\x48\x86\xf7\x12\x01\x02\x02\x01";
+
+impl KerberosCredential {
+    /// Checks the keytab (exactly one principal, matching `principal` when given) and acquires
+    /// initiator credentials whose tickets live in the memory cache `cache_name` only.
+    pub fn acquire(
+        keytab_bytes: &[u8],
+        principal: Option<&str>,
+        cache_name: &str,
+    ) -> Result<Self, KerberosError> {
+        let summary = keytab::single_principal(keytab_bytes, principal)?;
+        let dir = tempfile::Builder::new()
+            .prefix("ldapsync-krb5-")
+            .tempdir()
+            .map_err(KerberosError::StageKeytab)?;
+        let path = dir.path().join("client.keytab");
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(KerberosError::StageKeytab)?;
+        file.write_all(keytab_bytes)
+            .and_then(|()| file.sync_all())
+            .map_err(KerberosError::StageKeytab)?;
+        drop(file);
+
+        let fail = |detail: String| KerberosError::AcquireCredentials {
+            principal: summary.principal.clone(),
+            detail,
+        };
+        let keytab_value = CString::new(format!("FILE:{}", path.display()))
+            .map_err(|_| fail("keytab path contains a NUL byte".into()))?;
+        let ccache_value = CString::new(format!("MEMORY:{cache_name}"))
+            .map_err(|_| fail("cache name contains a NUL byte".into()))?;
+        let name_bytes = summary.principal.as_bytes();
+
+        // SAFETY: every pointer handed to GSSAPI points into locals that outlive the calls; the
+        // imported name is released before returning and the credential handle is owned by `Cred`.
+        let cred = unsafe {
+            let mut minor: sys::OM_uint32 = 0;
+            let mut oid = sys::gss_OID_desc_struct {
+                length: KRB5_PRINCIPAL_NAME_OID.len() as sys::OM_uint32,
+                elements: KRB5_PRINCIPAL_NAME_OID.as_ptr() as *mut std::ffi::c_void,
+            };
+            let mut buffer = sys::gss_buffer_desc_struct {
+                length: name_bytes.len(),
+                value: name_bytes.as_ptr() as *mut std::ffi::c_void,
+            };
+            let mut name: sys::gss_name_t = ptr::null_mut();
+            let major = sys::gss_import_name(&mut minor, &mut buffer, &mut oid, &mut name);
+            if major != 0 {
+                return Err(fail(gss_message(major, minor)));
+            }
+            let mut elements = [
+                sys::gss_key_value_element_struct {
+                    key: c"client_keytab".as_ptr(),
+                    value: keytab_value.as_ptr(),
+                },
+                sys::gss_key_value_element_struct {
+                    key: c"ccache".as_ptr(),
+                    value: ccache_value.as_ptr(),
+                },
+            ];
+            let store = sys::gss_key_value_set_struct {
+                count: elements.len() as sys::OM_uint32,
+                elements: elements.as_mut_ptr(),
+            };
+            let mut handle: sys::gss_cred_id_t = ptr::null_mut();
+            let major = sys::gss_acquire_cred_from(
+                &mut minor,
+                name,
+                sys::_GSS_C_INDEFINITE,
+                ptr::null_mut(),
+                sys::GSS_C_INITIATE as sys::gss_cred_usage_t,
+                &store,
+                &mut handle,
+                ptr::null_mut(),
+                ptr::null_mut(),
+            );
+            let mut release_minor: sys::OM_uint32 = 0;
+            sys::gss_release_name(&mut release_minor, &mut name);
+            if major != 0 {
+                return Err(fail(gss_message(major, minor)));
+            }
+            libgssapi::credential::Cred::from(handle)
+        };
+        Ok(Self {
+            principal: summary.principal,
+            cred,
+            _keytab_dir: dir,
+        })
+    }
+
+    /// The principal these credentials belong to.
+    pub fn principal(&self) -> &str {
+        &self.principal
+    }
+
+    /// The credentials in the form ldap3's `sasl_gssapi_cred_bind` takes.
+    pub fn to_bind_credential(&self) -> cross_krb5::Cred {
+        cross_krb5::Cred::from(self.cred.clone())
+    }
+}
+
+fn gss_message(major: u32, minor: u32) -> String {
+    libgssapi::error::Error {
+        major: libgssapi::error::MajorFlags::from_bits_retain(major),
+        minor,
+    }
+    .to_string()
+}

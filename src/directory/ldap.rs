@@ -1,0 +1,335 @@
+//! One LDAP session to one directory server: TCP, TLS (StartTLS or LDAPS), and a bind.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ldap3::exop::{WhoAmI, WhoAmIResp};
+use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError};
+use rustls::ClientConfig;
+use tokio::net::TcpStream;
+
+use super::DirectoryError;
+use crate::api::TlsMode;
+use crate::secret::Secret;
+
+/// Where to connect: the server's DNS name (TLS name and Kerberos service host) and an address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerEndpoint {
+    pub host: String,
+    pub addr: SocketAddr,
+}
+
+impl std::fmt::Display for ServerEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.host == self.addr.ip().to_string() {
+            write!(f, "{}", self.addr)
+        } else {
+            write!(f, "{}:{} ({})", self.host, self.addr.port(), self.addr.ip())
+        }
+    }
+}
+
+/// Transport settings shared by every server of a connection.
+#[derive(Clone)]
+pub struct TransportSettings {
+    pub mode: TlsMode,
+    /// Required unless `mode` is `None`.
+    pub tls: Option<Arc<ClientConfig>>,
+    /// Overrides the endpoint's host as the TLS name and Kerberos service host.
+    pub server_name: Option<String>,
+    pub connect_timeout: Duration,
+    pub operation_timeout: Duration,
+}
+
+/// How to bind.
+#[derive(Clone)]
+pub enum BindCredentials {
+    /// Simple bind with a DN or `user@domain`.
+    Simple { bind_dn: String, password: Secret },
+    /// SASL GSSAPI with credentials private to this connection.
+    #[cfg(feature = "kerberos")]
+    Kerberos(Arc<super::kerberos::KerberosCredential>),
+}
+
+impl BindCredentials {
+    /// Who binds, for messages (never the secret).
+    pub fn identity(&self) -> &str {
+        match self {
+            Self::Simple { bind_dn, .. } => bind_dn,
+            #[cfg(feature = "kerberos")]
+            Self::Kerberos(cred) => cred.principal(),
+        }
+    }
+}
+
+/// An open, bound LDAP session.
+pub struct LdapSession {
+    pub(crate) ldap: Ldap,
+    server: String,
+    service_host: String,
+    pub(crate) operation_timeout: Duration,
+    tls: bool,
+}
+
+impl LdapSession {
+    /// Opens TCP to `endpoint`, then TLS as `transport` says. Does not bind.
+    pub async fn connect(
+        endpoint: &ServerEndpoint,
+        transport: &TransportSettings,
+    ) -> Result<Self, DirectoryError> {
+        let server = endpoint.to_string();
+        let service_host = transport
+            .server_name
+            .clone()
+            .unwrap_or_else(|| endpoint.host.clone());
+        let tcp = match tokio::time::timeout(
+            transport.connect_timeout,
+            TcpStream::connect(endpoint.addr),
+        )
+        .await
+        {
+            Err(_) => {
+                return Err(DirectoryError::ConnectTimeout {
+                    server,
+                    after: transport.connect_timeout,
+                });
+            }
+            Ok(Err(source)) => return Err(DirectoryError::ConnectLdap { server, source }),
+            Ok(Ok(tcp)) => tcp,
+        };
+        let _ = tcp.set_nodelay(true);
+        let std_stream = tcp
+            .into_std()
+            .map_err(|source| DirectoryError::ConnectLdap {
+                server: server.clone(),
+                source,
+            })?;
+        let mut settings =
+            LdapConnSettings::new().set_std_stream(ldap3::StdStream::Tcp(std_stream));
+        // The URL carries the name TLS verifies; the socket is already connected to the address.
+        let host_in_url = if service_host.contains(':') {
+            format!("[{service_host}]")
+        } else {
+            service_host.clone()
+        };
+        let url = match transport.mode {
+            TlsMode::Ldaps => format!("ldaps://{host_in_url}:{}", endpoint.addr.port()),
+            TlsMode::StartTls | TlsMode::None => {
+                format!("ldap://{host_in_url}:{}", endpoint.addr.port())
+            }
+        };
+        let tls = transport.mode != TlsMode::None;
+        if tls {
+            let config = transport
+                .tls
+                .clone()
+                .ok_or_else(|| DirectoryError::TlsHandshake {
+                    server: server.clone(),
+                    detail: "no TLS configuration was built".into(),
+                })?;
+            settings = settings
+                .set_config(config)
+                .set_starttls(transport.mode == TlsMode::StartTls);
+        }
+        let handshake = LdapConnAsync::with_settings(settings, &url);
+        let (conn, ldap) = match tokio::time::timeout(transport.connect_timeout, handshake).await {
+            Err(_) => {
+                return Err(DirectoryError::ConnectTimeout {
+                    server,
+                    after: transport.connect_timeout,
+                });
+            }
+            Ok(Err(e)) => {
+                return Err(DirectoryError::TlsHandshake {
+                    server,
+                    detail: describe_tls_error(&e),
+                });
+            }
+            Ok(Ok(pair)) => pair,
+        };
+        tokio::spawn(async move {
+            if let Err(e) = conn.drive().await {
+                tracing::debug!(error = %e, "LDAP connection closed");
+            }
+        });
+        Ok(Self {
+            ldap,
+            server,
+            service_host,
+            operation_timeout: transport.operation_timeout,
+            tls,
+        })
+    }
+
+    /// `host:port (ip)` of the server, for status and messages.
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
+    /// Whether the session is protected by TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls
+    }
+
+    /// Binds with `credentials`. A Kerberos bind on a plain connection installs the SASL
+    /// confidentiality layer; over TLS it sends tls-server-end-point channel binding.
+    pub async fn bind(&mut self, credentials: &BindCredentials) -> Result<(), DirectoryError> {
+        let identity = credentials.identity().to_owned();
+        let timeout = self.operation_timeout;
+        let result = match credentials {
+            BindCredentials::Simple { bind_dn, password } => {
+                let password = password
+                    .expose_str()
+                    .ok_or_else(|| DirectoryError::BindLdap {
+                        server: self.server.clone(),
+                        identity: identity.clone(),
+                        code: 49,
+                        detail: "the password is not valid UTF-8".into(),
+                    })?;
+                if password.is_empty() {
+                    // An empty password would be an anonymous bind (RFC 4513 5.1.2): refuse it.
+                    return Err(DirectoryError::BindLdap {
+                        server: self.server.clone(),
+                        identity,
+                        code: 49,
+                        detail: "the password is empty".into(),
+                    });
+                }
+                tokio::time::timeout(timeout, self.ldap.simple_bind(bind_dn, password)).await
+            }
+            #[cfg(feature = "kerberos")]
+            BindCredentials::Kerberos(cred) => {
+                let host = self.service_host.clone();
+                tokio::time::timeout(
+                    timeout,
+                    self.ldap
+                        .sasl_gssapi_cred_bind(cred.to_bind_credential(), &host),
+                )
+                .await
+            }
+        };
+        match result {
+            Err(_) => Err(DirectoryError::OperationTimeout {
+                server: self.server.clone(),
+                operation: "bind",
+                after: timeout,
+            }),
+            Ok(Ok(res)) if res.rc == 0 => Ok(()),
+            Ok(Ok(res)) => Err(DirectoryError::BindLdap {
+                server: self.server.clone(),
+                identity,
+                code: res.rc,
+                detail: result_text(res.rc, &res.text),
+            }),
+            Ok(Err(LdapError::GssapiOperationError(detail))) => Err(DirectoryError::KerberosBind {
+                server: self.server.clone(),
+                detail,
+            }),
+            Ok(Err(LdapError::LdapResult { result })) => Err(DirectoryError::BindLdap {
+                server: self.server.clone(),
+                identity,
+                code: result.rc,
+                detail: result_text(result.rc, &result.text),
+            }),
+            Ok(Err(e)) => Err(DirectoryError::Operation {
+                server: self.server.clone(),
+                operation: "bind",
+                detail: e.to_string(),
+            }),
+        }
+    }
+
+    /// The authorization identity the server sees (RFC 4532 "Who am I?").
+    pub async fn who_am_i(&mut self) -> Result<String, DirectoryError> {
+        let timeout = self.operation_timeout;
+        let server = self.server.clone();
+        let op_err = |detail: String| DirectoryError::Operation {
+            server: server.clone(),
+            operation: "whoami",
+            detail,
+        };
+        let (exop, _res) = tokio::time::timeout(timeout, self.ldap.extended(WhoAmI))
+            .await
+            .map_err(|_| DirectoryError::OperationTimeout {
+                server: self.server.clone(),
+                operation: "whoami",
+                after: timeout,
+            })?
+            .and_then(|r| r.success())
+            .map_err(|e| op_err(e.to_string()))?;
+        Ok(exop.parse::<WhoAmIResp>().authzid)
+    }
+
+    /// Politely ends the session.
+    pub async fn close(mut self) {
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.ldap.unbind()).await;
+    }
+}
+
+fn result_text(code: u32, text: &str) -> String {
+    let name = match code {
+        8 => "strongerAuthRequired",
+        13 => "confidentialityRequired",
+        32 => "noSuchObject",
+        48 => "inappropriateAuthentication",
+        49 => "invalidCredentials",
+        50 => "insufficientAccessRights",
+        51 => "busy",
+        52 => "unavailable",
+        53 => "unwillingToPerform",
+        _ => "",
+    };
+    match (name.is_empty(), text.trim().is_empty()) {
+        (false, false) => format!("{name}: {}", text.trim()),
+        (false, true) => name.to_owned(),
+        (true, false) => text.trim().to_owned(),
+        (true, true) => format!("result code {code}"),
+    }
+}
+
+/// Finds the rustls error inside ldap3's error chain, so "unknown issuer" reads as such.
+fn describe_tls_error(e: &LdapError) -> String {
+    match e {
+        LdapError::Io { source } => match source
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        {
+            Some(tls) => format!("certificate or handshake error: {tls}"),
+            None => format!("{source}"),
+        },
+        LdapError::LdapResult { result } => {
+            format!("StartTLS refused: {}", result_text(result.rc, &result.text))
+        }
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn result_texts_name_the_code() {
+        assert_eq!(
+            result_text(49, "80090308: LdapErr: DSID-0C09042A"),
+            "invalidCredentials: 80090308: LdapErr: DSID-0C09042A"
+        );
+        assert_eq!(result_text(51, ""), "busy");
+        assert_eq!(result_text(80, " "), "result code 80");
+    }
+
+    #[test]
+    fn endpoint_display_shows_name_and_address() {
+        let e = ServerEndpoint {
+            host: "dc1.corp.example.test".into(),
+            addr: "127.0.0.1:389".parse().expect("addr"),
+        };
+        assert_eq!(e.to_string(), "dc1.corp.example.test:389 (127.0.0.1)");
+        let ip = ServerEndpoint {
+            host: "127.0.0.1".into(),
+            addr: "127.0.0.1:636".parse().expect("addr"),
+        };
+        assert_eq!(ip.to_string(), "127.0.0.1:636");
+    }
+}

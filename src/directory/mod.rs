@@ -1,0 +1,72 @@
+//! Directory I/O: DNS discovery, LDAP connections, TLS and Kerberos.
+
+pub mod dns;
+#[cfg(feature = "kerberos")]
+pub mod kerberos;
+pub mod ldap;
+pub mod tls;
+
+use std::time::Duration;
+
+/// A failed directory action. Network failures, TLS failures and LDAP result codes stay apart;
+/// [`DirectoryError::reason`] gives the stable reason used in conditions and metrics.
+#[derive(Debug, thiserror::Error)]
+pub enum DirectoryError {
+    #[error(transparent)]
+    Dns(#[from] dns::DnsError),
+    #[error("TLS settings: {0}")]
+    TlsConfig(#[from] tls::TlsConfigError),
+    #[error("cannot connect to {server}: {source}")]
+    ConnectLdap {
+        server: String,
+        source: std::io::Error,
+    },
+    #[error("connecting to {server} timed out after {after:?}")]
+    ConnectTimeout { server: String, after: Duration },
+    #[error("TLS with {server} failed: {detail}")]
+    TlsHandshake { server: String, detail: String },
+    #[error("bind to {server} as {identity} failed: {detail} (LDAP result {code})")]
+    BindLdap {
+        server: String,
+        identity: String,
+        code: u32,
+        detail: String,
+    },
+    #[error("Kerberos bind to {server} failed: {detail}")]
+    KerberosBind { server: String, detail: String },
+    #[cfg(feature = "kerberos")]
+    #[error(transparent)]
+    Kerberos(#[from] kerberos::KerberosError),
+    #[error("{operation} on {server} timed out after {after:?}")]
+    OperationTimeout {
+        server: String,
+        operation: &'static str,
+        after: Duration,
+    },
+    #[error("{operation} on {server} failed: {detail}")]
+    Operation {
+        server: String,
+        operation: &'static str,
+        detail: String,
+    },
+}
+
+impl DirectoryError {
+    /// Stable, bounded reason string (condition reasons, metric labels).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Dns(_) => "DnsLookupFailed",
+            Self::TlsConfig(_) => "TlsConfigInvalid",
+            Self::ConnectLdap { .. } => "ConnectionFailed",
+            Self::ConnectTimeout { .. } | Self::OperationTimeout { .. } => "Timeout",
+            Self::TlsHandshake { .. } => "TlsHandshakeFailed",
+            Self::BindLdap { code: 8 | 13, .. } => "StrongerAuthRequired",
+            Self::BindLdap { .. } | Self::KerberosBind { .. } => "AuthenticationFailed",
+            #[cfg(feature = "kerberos")]
+            Self::Kerberos(kerberos::KerberosError::Keytab(_)) => "KeytabInvalid",
+            #[cfg(feature = "kerberos")]
+            Self::Kerberos(_) => "KerberosFailed",
+            Self::Operation { .. } => "OperationFailed",
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! Pure logic: no I/O; the clock and randomness come in as arguments.
+
+pub mod keytab;
+pub mod srv;
