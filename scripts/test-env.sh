@@ -114,6 +114,11 @@ samba_seed() {
   # exportkeytab appends: one file with two principals, for the KeytabInvalid tests.
   samba-tool domain exportkeytab "$STATE/two-principals.keytab" --principal=svc-sync@$REALM -s "$S/etc/smb.conf" >/dev/null
   samba-tool domain exportkeytab "$STATE/two-principals.keytab" --principal=svc-sync2@$REALM -s "$S/etc/smb.conf" >/dev/null
+  local sid
+  sid=$(samba-tool user show svc-sync2 -s "$S/etc/smb.conf" --attributes=objectSid 2>/dev/null | awk '/^objectSid:/ {print $2}')
+  [ -n "$sid" ] || die "no objectSid for svc-sync2"
+  samba-tool dsacl set -H ldap://127.0.0.1 "${DA[@]}" --objectdn="OU=Restricted,$AD_BASE" \
+    --sddl="(D;CI;RPLCLORC;;;$sid)" >/dev/null 2>&1 || die "cannot restrict svc-sync2 on OU=Restricted"
   cat > "$STATE/krb5.conf" <<EOF
 [libdefaults]
   default_realm = $REALM

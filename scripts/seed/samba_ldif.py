@@ -46,6 +46,10 @@ UNIVERSAL_SECURITY = -2147483640
 
 for ou in (staff, bulk, groups_ou):
     entry(ou, "objectClass: organizationalUnit")
+# test-env.sh denies svc-sync2 any read below OU=Restricted: which of the two service accounts a
+# session is bound as shows in whether it sees this user (Samba has no "Who am I?" operation).
+entry(f"OU=Restricted,{base}", "objectClass: organizationalUnit")
+user("Restricted User", "restricted", "Restricted", "User", ou=f"OU=Restricted,{base}")
 
 d = domain
 user("Alice Liddell", "alice", "Alice", "Liddell", mails=[f"alice@{d}"],

@@ -4,8 +4,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ldap3::exop::{WhoAmI, WhoAmIResp};
-use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError};
+use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
+use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, Scope, SearchEntry};
 use rustls::ClientConfig;
 use tokio::net::TcpStream;
 
@@ -240,25 +240,79 @@ impl LdapSession {
         }
     }
 
-    /// The authorization identity the server sees (RFC 4532 "Who am I?").
-    pub async fn who_am_i(&mut self) -> Result<String, DirectoryError> {
+    /// Runs a paged subtree search and hands each entry to `on_entry` as it arrives, so memory holds
+    /// one page at most. Continuation references are skipped. Returns the number of entries.
+    pub async fn search_paged(
+        &mut self,
+        base: &str,
+        filter: &str,
+        attrs: &[&str],
+        page_size: u32,
+        mut on_entry: impl FnMut(SearchEntry),
+    ) -> Result<u64, DirectoryError> {
         let timeout = self.operation_timeout;
-        let server = self.server.clone();
-        let op_err = |detail: String| DirectoryError::Operation {
-            server: server.clone(),
-            operation: "whoami",
-            detail,
+        let page = i32::try_from(page_size).unwrap_or(i32::MAX).max(1);
+        let adapters: Vec<Box<dyn Adapter<'_, &str, Vec<&str>>>> = vec![
+            Box::new(EntriesOnly::new()),
+            Box::new(PagedResults::new(page)),
+        ];
+        let start =
+            self.ldap
+                .streaming_search_with(adapters, base, Scope::Subtree, filter, attrs.to_vec());
+        let mut stream = match tokio::time::timeout(timeout, start).await {
+            Err(_) => return Err(self.timed_out("search")),
+            Ok(Err(e)) => return Err(self.search_error(base, e)),
+            Ok(Ok(stream)) => stream,
         };
-        let (exop, _res) = tokio::time::timeout(timeout, self.ldap.extended(WhoAmI))
-            .await
-            .map_err(|_| DirectoryError::OperationTimeout {
+        let mut count = 0u64;
+        loop {
+            match tokio::time::timeout(timeout, stream.next()).await {
+                Err(_) => {
+                    let handle = stream.ldap_handle();
+                    let id = handle.last_id();
+                    let _ = handle.abandon(id).await;
+                    return Err(self.timed_out("search"));
+                }
+                Ok(Err(e)) => return Err(self.search_error(base, e)),
+                Ok(Ok(None)) => break,
+                Ok(Ok(Some(entry))) => {
+                    count += 1;
+                    on_entry(SearchEntry::construct(entry));
+                }
+            }
+        }
+        let res = stream.finish().await;
+        if res.rc != 0 {
+            return Err(self.search_error(base, LdapError::LdapResult { result: res }));
+        }
+        Ok(count)
+    }
+
+    fn timed_out(&self, operation: &'static str) -> DirectoryError {
+        DirectoryError::OperationTimeout {
+            server: self.server.clone(),
+            operation,
+            after: self.operation_timeout,
+        }
+    }
+
+    fn search_error(&self, base: &str, e: LdapError) -> DirectoryError {
+        match e {
+            LdapError::LdapResult { result } => DirectoryError::Search {
                 server: self.server.clone(),
-                operation: "whoami",
-                after: timeout,
-            })?
-            .and_then(|r| r.success())
-            .map_err(|e| op_err(e.to_string()))?;
-        Ok(exop.parse::<WhoAmIResp>().authzid)
+                base: base.to_owned(),
+                code: result.rc,
+                detail: result_text(result.rc, &result.text),
+            },
+            LdapError::FilterParsing => DirectoryError::InvalidFilter {
+                detail: "the filter does not parse".into(),
+            },
+            other => DirectoryError::Operation {
+                server: self.server.clone(),
+                operation: "search",
+                detail: other.to_string(),
+            },
+        }
     }
 
     /// Politely ends the session.
@@ -269,6 +323,8 @@ impl LdapSession {
 
 fn result_text(code: u32, text: &str) -> String {
     let name = match code {
+        3 => "timeLimitExceeded",
+        4 => "sizeLimitExceeded",
         8 => "strongerAuthRequired",
         13 => "confidentialityRequired",
         32 => "noSuchObject",

@@ -43,6 +43,15 @@ pub enum DirectoryError {
         operation: &'static str,
         after: Duration,
     },
+    #[error("search of {base} on {server} failed: {detail} (LDAP result {code})")]
+    Search {
+        server: String,
+        base: String,
+        code: u32,
+        detail: String,
+    },
+    #[error("invalid LDAP filter: {detail}")]
+    InvalidFilter { detail: String },
     #[error("{operation} on {server} failed: {detail}")]
     Operation {
         server: String,
@@ -66,6 +75,14 @@ impl DirectoryError {
             Self::Kerberos(kerberos::KerberosError::Keytab(_)) => "KeytabInvalid",
             #[cfg(feature = "kerberos")]
             Self::Kerberos(_) => "KerberosFailed",
+            Self::Search { code: 32, .. } => "SearchBaseNotFound",
+            Self::Search { code: 4, .. } => "SizeLimitExceeded",
+            Self::Search { code: 3, .. } => "Timeout",
+            Self::Search { code: 51, .. } => "ServerBusy",
+            Self::Search { code: 52, .. } => "ServerUnavailable",
+            Self::Search { code: 53, .. } => "UnwillingToPerform",
+            Self::Search { .. } => "SearchFailed",
+            Self::InvalidFilter { .. } => "InvalidFilter",
             Self::Operation { .. } => "OperationFailed",
         }
     }
