@@ -240,6 +240,7 @@ write_env() {
 export LDAPSYNC_TEST_STATE='$STATE'
 export LDAPSYNC_TEST_SCRIPTS='$here'
 export LDAPSYNC_TEST_KUBECONFIG='$STATE/kube/kubeconfig'
+export LDAPSYNC_TEST_KUBECTL='${LDAPSYNC_CACHE:-/var/cache/ldapsync}/tools/bin/kubectl'
 export LDAPSYNC_TEST_CA_FILE='$STATE/pki/ca.pem'
 export LDAPSYNC_TEST_OTHER_CA_FILE='$STATE/pki/other-ca.pem'
 export LDAPSYNC_TEST_AD_DOMAIN='$AD_DOMAIN'

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The test command. On a fresh Debian machine (as root) it installs what the tests need, builds the
+# Kubernetes control plane once (cached), builds ldapsync, then runs every unit and integration test
+# against real servers (Samba AD DC, OpenLDAP, dnsmasq, kube-apiserver) inside a private network
+# namespace, so no packet leaves the machine. Extra arguments go to `cargo nextest run`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh
+bash scripts/k8s-build.sh >/dev/null
+command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
+# Build outside the namespace: cargo needs the registry; inside, it runs offline.
+cargo nextest run --locked --no-run
+exec unshare --net --fork -- bash scripts/test-env.sh run \
+  env CARGO_NET_OFFLINE=true cargo nextest run --locked "$@"
