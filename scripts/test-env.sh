@@ -267,7 +267,7 @@ EOF
 
 # ---------------------------------------------------------------- commands
 down() {
-  for p in dnsmasq slapd-1 slapd-2 samba kcm apiserver etcd; do stop_pidfile "$STATE/$p.pid"; done
+  for p in dnsmasq slapd-1 slapd-2 samba kcm apiserver etcd netns; do stop_pidfile "$STATE/$p.pid"; done
 }
 
 up() {
@@ -279,6 +279,10 @@ up() {
     rm -rf "$STATE"
   fi
   mkdir -p "$STATE"
+  # A process that only holds the namespace, so `nsenter --net=/proc/$(cat netns.pid)/ns/net` works
+  # whichever peer is stopped.
+  setsid sleep infinity > /dev/null 2>&1 &
+  echo $! > "$STATE/netns.pid"
   for tool in samba samba-tool slapd slapadd dnsmasq ldapsearch dig openssl; do
     command -v "$tool" >/dev/null || die "$tool is not installed: run scripts/install-deps.sh"
   done
