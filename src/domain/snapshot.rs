@@ -1,0 +1,664 @@
+//! The snapshot: every cached object of one connection, its addresses and group memberships,
+//! built from directory entries in a deterministic order.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+use super::address::AddressSet;
+use super::dn::Dn;
+
+/// What kind of directory object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum ObjectKind {
+    User,
+    Contact,
+    Group,
+}
+
+impl ObjectKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::Contact => "contact",
+            Self::Group => "group",
+        }
+    }
+}
+
+/// One cached object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirObject {
+    pub kind: ObjectKind,
+    /// The DN as the directory returned it.
+    pub dn: String,
+    /// objectGUID (as a GUID string) or entryUUID; the normalised DN when the directory has neither.
+    pub id: String,
+    /// sAMAccountName (AD) or the mapped user-name attribute.
+    pub account_name: Option<String>,
+    /// userPrincipalName (AD).
+    pub principal_name: Option<String>,
+    pub display_name: Option<String>,
+    /// userAccountControl has ACCOUNTDISABLE (AD users only).
+    pub disabled: bool,
+    pub primary_address: Option<String>,
+    /// Normalised, sorted, distinct.
+    pub addresses: Vec<String>,
+    /// Direct groups, as indices into [`Snapshot::objects`], sorted.
+    pub member_of: Vec<u32>,
+}
+
+/// Which connection a snapshot belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ConnectionRef {
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+}
+
+/// A complete, consistent picture of one connection's directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub connection: ConnectionRef,
+    pub domain: String,
+    pub search_base: String,
+    /// Unix seconds when the read finished.
+    pub taken_at: i64,
+    /// The server that served the read.
+    pub server: String,
+    /// Sorted by normalised DN.
+    pub objects: Vec<DirObject>,
+    /// Group members that are not objects of this snapshot (outside the base, foreign principals).
+    pub unresolved_members: u64,
+}
+
+/// Object counts of a snapshot.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub users: u64,
+    pub contacts: u64,
+    pub groups: u64,
+    pub addresses: u64,
+}
+
+impl Snapshot {
+    pub fn counts(&self) -> Counts {
+        let mut c = Counts::default();
+        for o in &self.objects {
+            match o.kind {
+                ObjectKind::User => c.users += 1,
+                ObjectKind::Contact => c.contacts += 1,
+                ObjectKind::Group => c.groups += 1,
+            }
+            c.addresses += o.addresses.len() as u64;
+        }
+        c
+    }
+
+    /// Every group `index` belongs to, directly or through nested groups; cycles are safe.
+    pub fn transitive_groups(&self, index: usize) -> Vec<u32> {
+        let mut seen = vec![false; self.objects.len()];
+        let mut stack: Vec<u32> = self
+            .objects
+            .get(index)
+            .map(|o| o.member_of.clone())
+            .unwrap_or_default();
+        let mut out = Vec::new();
+        while let Some(g) = stack.pop() {
+            let gi = g as usize;
+            if gi >= seen.len() || seen[gi] || gi == index {
+                continue;
+            }
+            seen[gi] = true;
+            out.push(g);
+            stack.extend(self.objects[gi].member_of.iter().copied());
+        }
+        out.sort_unstable();
+        out
+    }
+}
+
+/// An entry as read from the directory: text and binary attribute values by attribute name.
+#[derive(Debug, Clone, Default)]
+pub struct RawEntry {
+    pub dn: String,
+    pub attrs: HashMap<String, Vec<String>>,
+    pub bin_attrs: HashMap<String, Vec<Vec<u8>>>,
+}
+
+impl RawEntry {
+    /// Values of `name`, compared case-insensitively as LDAP attribute names are.
+    pub fn values(&self, name: &str) -> &[String] {
+        if let Some(v) = self.attrs.get(name) {
+            return v;
+        }
+        self.attrs
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map_or(&[], |(_, v)| v.as_slice())
+    }
+
+    pub fn first(&self, name: &str) -> Option<&str> {
+        self.values(name).first().map(String::as_str)
+    }
+
+    fn binary(&self, name: &str) -> Option<&[u8]> {
+        let found = self.bin_attrs.get(name).or_else(|| {
+            self.bin_attrs
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v)
+        });
+        found.and_then(|v| v.first()).map(Vec::as_slice)
+    }
+}
+
+/// Attribute names the builder reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttributeNames {
+    pub id: String,
+    pub account_name: String,
+    pub principal_name: Option<String>,
+    pub display_name: String,
+    /// userAccountControl, for AD.
+    pub account_control: Option<String>,
+    /// Group membership attributes (`member`, `uniqueMember`).
+    pub members: Vec<String>,
+    /// Email attributes in order; `proxyAddresses` is parsed by type.
+    pub email: Vec<String>,
+}
+
+/// A `member;range=START-END` attribute name, END `None` for `*` (the last range).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ValueRange {
+    pub start: u32,
+    pub end: Option<u32>,
+}
+
+/// Parses `name` as `<attr>;range=<start>-<end|*>` for attribute `attr`.
+pub fn parse_range_attribute(name: &str, attr: &str) -> Option<ValueRange> {
+    let (base, option) = name.split_once(';')?;
+    if !base.eq_ignore_ascii_case(attr) {
+        return None;
+    }
+    let range = option
+        .get(..6)
+        .filter(|p| p.eq_ignore_ascii_case("range="))?;
+    let (start, end) = option[range.len()..].split_once('-')?;
+    let start = start.parse().ok()?;
+    let end = if end == "*" {
+        None
+    } else {
+        Some(end.parse().ok()?)
+    };
+    Some(ValueRange { start, end })
+}
+
+/// A group whose `member` values were cut off: ask for `<attr>;range=<next>-*` next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingRange {
+    pub group_dn: String,
+    pub attr: String,
+    pub next: u32,
+}
+
+/// Why an entry could not be taken into a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("the directory returned an entry with an unparsable DN {dn:?}: {reason}")]
+    BadDn { dn: String, reason: String },
+}
+
+/// Builds a snapshot one entry at a time, so memory holds objects, not raw pages.
+pub struct SnapshotBuilder {
+    names: AttributeNames,
+    objects: Vec<(String, DirObject)>,
+    by_dn: HashMap<String, usize>,
+    group_members: HashMap<usize, Vec<String>>,
+}
+
+impl SnapshotBuilder {
+    pub fn new(names: AttributeNames) -> Self {
+        Self {
+            names,
+            objects: Vec::new(),
+            by_dn: HashMap::new(),
+            group_members: HashMap::new(),
+        }
+    }
+
+    /// Number of objects taken so far (progress reporting).
+    pub fn len(&self) -> usize {
+        self.objects.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.objects.is_empty()
+    }
+
+    /// Takes one entry of `kind`. For a group whose member list was cut into ranges, returns what
+    /// to ask for next. An entry seen twice (overlapping filters) is kept once.
+    pub fn add(
+        &mut self,
+        kind: ObjectKind,
+        entry: RawEntry,
+    ) -> Result<Vec<PendingRange>, SnapshotError> {
+        let key = Dn::parse(&entry.dn)
+            .map_err(|e| SnapshotError::BadDn {
+                dn: entry.dn.clone(),
+                reason: e.to_string(),
+            })?
+            .to_string();
+        if self.by_dn.contains_key(&key) {
+            return Ok(Vec::new());
+        }
+        let n = &self.names;
+        let mut addresses = AddressSet::default();
+        for attr in &n.email {
+            let proxy = attr.eq_ignore_ascii_case("proxyAddresses");
+            addresses.add_values(proxy, entry.values(attr).iter().map(String::as_str));
+        }
+        let (primary_address, addresses) = addresses.finish();
+        let id = match entry.binary(&n.id) {
+            Some(bytes) if bytes.len() == 16 => format_guid(bytes),
+            Some(bytes) => bytes.iter().map(|b| format!("{b:02x}")).collect(),
+            None => entry
+                .first(&n.id)
+                .map_or_else(|| key.clone(), str::to_owned),
+        };
+        let disabled = kind == ObjectKind::User
+            && n.account_control
+                .as_deref()
+                .and_then(|a| entry.first(a))
+                .and_then(|v| v.trim().parse::<i64>().ok())
+                .is_some_and(|uac| uac & 2 != 0);
+        let mut pending = Vec::new();
+        let mut members = Vec::new();
+        if kind == ObjectKind::Group {
+            for attr in &n.members {
+                for (name, values) in &entry.attrs {
+                    if name.eq_ignore_ascii_case(attr) {
+                        members.extend(values.iter().cloned());
+                    } else if let Some(range) = parse_range_attribute(name, attr) {
+                        members.extend(values.iter().cloned());
+                        if let Some(end) = range.end {
+                            pending.push(PendingRange {
+                                group_dn: entry.dn.clone(),
+                                attr: attr.clone(),
+                                next: end + 1,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        let object = DirObject {
+            kind,
+            id,
+            account_name: entry.first(&n.account_name).map(str::to_owned),
+            principal_name: n
+                .principal_name
+                .as_deref()
+                .and_then(|a| entry.first(a))
+                .map(str::to_owned),
+            display_name: entry.first(&n.display_name).map(str::to_owned),
+            disabled,
+            primary_address,
+            addresses,
+            member_of: Vec::new(),
+            dn: entry.dn,
+        };
+        let index = self.objects.len();
+        self.by_dn.insert(key.clone(), index);
+        self.objects.push((key, object));
+        if kind == ObjectKind::Group {
+            self.group_members.insert(index, members);
+        }
+        Ok(pending)
+    }
+
+    /// Adds member values fetched by a ranged read. Returns the next range to ask for, if any.
+    pub fn add_range(&mut self, pending: &PendingRange, entry: &RawEntry) -> Option<PendingRange> {
+        let key = Dn::parse(&pending.group_dn).ok()?.to_string();
+        let index = *self.by_dn.get(&key)?;
+        let mut next = None;
+        for (name, values) in &entry.attrs {
+            if let Some(range) = parse_range_attribute(name, &pending.attr) {
+                self.group_members
+                    .entry(index)
+                    .or_default()
+                    .extend(values.iter().cloned());
+                next = range.end.map(|end| PendingRange {
+                    next: end + 1,
+                    ..pending.clone()
+                });
+            }
+        }
+        next
+    }
+
+    /// Sorts objects by normalised DN, resolves member DNs to objects and returns the snapshot.
+    pub fn finish(
+        self,
+        connection: ConnectionRef,
+        domain: &str,
+        search_base: &str,
+        server: &str,
+        taken_at: i64,
+    ) -> Snapshot {
+        let mut order: Vec<usize> = (0..self.objects.len()).collect();
+        order.sort_by(|a, b| self.objects[*a].0.cmp(&self.objects[*b].0));
+        let mut new_index = vec![0u32; order.len()];
+        for (new, old) in order.iter().enumerate() {
+            new_index[*old] = new as u32;
+        }
+        let mut member_of: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+        let mut unresolved = 0u64;
+        for (group_old, members) in &self.group_members {
+            let group_new = new_index[*group_old];
+            for member in members {
+                let resolved = Dn::parse(member)
+                    .ok()
+                    .and_then(|dn| self.by_dn.get(&dn.to_string()).copied());
+                match resolved {
+                    Some(m) => member_of.entry(new_index[m]).or_default().push(group_new),
+                    None => unresolved += 1,
+                }
+            }
+        }
+        let mut slots: Vec<Option<DirObject>> =
+            self.objects.into_iter().map(|(_, o)| Some(o)).collect();
+        let mut objects = Vec::with_capacity(slots.len());
+        for (new, old) in order.into_iter().enumerate() {
+            if let Some(mut o) = slots[old].take() {
+                let mut groups = member_of.remove(&(new as u32)).unwrap_or_default();
+                groups.sort_unstable();
+                groups.dedup();
+                o.member_of = groups;
+                objects.push(o);
+            }
+        }
+        Snapshot {
+            connection,
+            domain: domain.to_owned(),
+            search_base: search_base.to_owned(),
+            taken_at,
+            server: server.to_owned(),
+            objects,
+            unresolved_members: unresolved,
+        }
+    }
+}
+
+/// objectGUID bytes as the usual GUID string (first three fields little-endian).
+pub fn format_guid(b: &[u8]) -> String {
+    format!(
+        "{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}",
+        b[3],
+        b[2],
+        b[1],
+        b[0],
+        b[5],
+        b[4],
+        b[7],
+        b[6],
+        b[8],
+        b[9],
+        b[10],
+        b[11],
+        b[12],
+        b[13],
+        b[14],
+        b[15]
+    )
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) fn ad_names() -> AttributeNames {
+        AttributeNames {
+            id: "objectGUID".into(),
+            account_name: "sAMAccountName".into(),
+            principal_name: Some("userPrincipalName".into()),
+            display_name: "displayName".into(),
+            account_control: Some("userAccountControl".into()),
+            members: vec!["member".into()],
+            email: vec!["mail".into(), "proxyAddresses".into()],
+        }
+    }
+
+    pub(crate) fn entry(dn: &str, attrs: &[(&str, &[&str])]) -> RawEntry {
+        RawEntry {
+            dn: dn.into(),
+            attrs: attrs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.iter().map(|s| s.to_string()).collect()))
+                .collect(),
+            bin_attrs: HashMap::new(),
+        }
+    }
+
+    fn build(entries: Vec<(ObjectKind, RawEntry)>) -> Snapshot {
+        let mut b = SnapshotBuilder::new(ad_names());
+        for (k, e) in entries {
+            b.add(k, e).expect("entry accepted");
+        }
+        b.finish(
+            ConnectionRef::default(),
+            "corp.example.com",
+            "DC=corp",
+            "dc1:389",
+            0,
+        )
+    }
+
+    fn idx(s: &Snapshot, dn_prefix: &str) -> usize {
+        s.objects
+            .iter()
+            .position(|o| o.dn.starts_with(dn_prefix))
+            .expect("object present")
+    }
+
+    #[test]
+    fn users_contacts_groups_with_addresses_and_nested_membership() {
+        use ObjectKind::*;
+        let s = build(vec![
+            (
+                Group,
+                entry(
+                    "CN=All,DC=corp",
+                    &[
+                        ("member", &["CN=Sales,DC=corp", "CN=Dave,DC=corp"]),
+                        ("mail", &["all@corp.example.com"]),
+                    ],
+                ),
+            ),
+            (
+                User,
+                entry(
+                    "CN=Alice,DC=corp",
+                    &[
+                        ("sAMAccountName", &["alice"]),
+                        ("mail", &["Alice@Corp.example.com"]),
+                        (
+                            "proxyAddresses",
+                            &[
+                                "SMTP:alice@corp.example.com",
+                                "smtp:al@corp.example.com",
+                                "X500:/o=x",
+                            ],
+                        ),
+                        ("userAccountControl", &["512"]),
+                    ],
+                ),
+            ),
+            (
+                User,
+                entry(
+                    "CN=Dave,DC=corp",
+                    &[
+                        ("sAMAccountName", &["dave"]),
+                        ("userAccountControl", &["514"]),
+                    ],
+                ),
+            ),
+            (
+                Contact,
+                entry("CN=Partner,DC=corp", &[("mail", &["p@ext.example"])]),
+            ),
+            (
+                Group,
+                entry(
+                    "cn=sales,dc=CORP",
+                    &[(
+                        "member",
+                        &[
+                            "cn=alice,dc=corp",
+                            "CN=Partner,DC=corp",
+                            "CN=Outside,DC=other",
+                        ],
+                    )],
+                ),
+            ),
+        ]);
+        let c = s.counts();
+        assert_eq!((c.users, c.contacts, c.groups, c.addresses), (2, 1, 2, 4));
+        let alice = &s.objects[idx(&s, "CN=Alice")];
+        assert_eq!(
+            alice.addresses,
+            ["al@corp.example.com", "alice@corp.example.com"]
+        );
+        assert_eq!(
+            alice.primary_address.as_deref(),
+            Some("alice@corp.example.com")
+        );
+        assert!(!alice.disabled);
+        assert!(s.objects[idx(&s, "CN=Dave")].disabled);
+        let (all, sales) = (idx(&s, "CN=All") as u32, idx(&s, "cn=sales") as u32);
+        assert_eq!(alice.member_of, [sales]);
+        assert_eq!(s.transitive_groups(idx(&s, "CN=Alice")), {
+            let mut v = vec![all, sales];
+            v.sort();
+            v
+        });
+        assert_eq!(s.transitive_groups(idx(&s, "CN=Partner")).len(), 2);
+        assert_eq!(s.unresolved_members, 1);
+    }
+
+    #[test]
+    fn cycles_terminate_and_a_group_is_not_its_own_member() {
+        use ObjectKind::*;
+        let s = build(vec![
+            (
+                Group,
+                entry("CN=A,DC=x", &[("member", &["CN=B,DC=x", "CN=U,DC=x"])]),
+            ),
+            (Group, entry("CN=B,DC=x", &[("member", &["CN=A,DC=x"])])),
+            (User, entry("CN=U,DC=x", &[])),
+        ]);
+        let (a, b) = (idx(&s, "CN=A") as u32, idx(&s, "CN=B") as u32);
+        assert_eq!(s.transitive_groups(idx(&s, "CN=U")), {
+            let mut v = vec![a, b];
+            v.sort();
+            v
+        });
+        assert_eq!(s.transitive_groups(a as usize), [b]);
+    }
+
+    #[test]
+    fn order_and_content_do_not_depend_on_read_order() {
+        use ObjectKind::*;
+        let entries = vec![
+            (User, entry("CN=Zed,DC=x", &[("mail", &["z@x.example"])])),
+            (
+                Group,
+                entry("CN=G,DC=x", &[("member", &["CN=Zed,DC=x", "CN=Amy,DC=x"])]),
+            ),
+            (User, entry("CN=Amy,DC=x", &[("mail", &["a@x.example"])])),
+        ];
+        let mut reversed = entries.clone();
+        reversed.reverse();
+        assert_eq!(build(entries), build(reversed));
+    }
+
+    #[test]
+    fn ranged_member_values_are_followed_until_the_star() {
+        // Recorded shape of AD answers for a 3,200-member group (values shortened to three per range).
+        let mut b = SnapshotBuilder::new(ad_names());
+        let first = entry(
+            "CN=Big,DC=x",
+            &[(
+                "member;range=0-1499",
+                &["CN=u0,DC=x", "CN=u1,DC=x", "CN=u2,DC=x"],
+            )],
+        );
+        let pending = b.add(ObjectKind::Group, first).expect("group");
+        assert_eq!(
+            pending,
+            [PendingRange {
+                group_dn: "CN=Big,DC=x".into(),
+                attr: "member".into(),
+                next: 1500
+            }]
+        );
+        let second = entry(
+            "CN=Big,DC=x",
+            &[(
+                "member;range=1500-2999",
+                &["CN=u3,DC=x", "CN=u4,DC=x", "CN=u5,DC=x"],
+            )],
+        );
+        let next = b.add_range(&pending[0], &second).expect("a third range");
+        assert_eq!(next.next, 3000);
+        let last = entry("CN=Big,DC=x", &[("member;range=3000-*", &["CN=u6,DC=x"])]);
+        assert_eq!(b.add_range(&next, &last), None);
+        for i in 0..7 {
+            b.add(ObjectKind::User, entry(&format!("CN=u{i},DC=x"), &[]))
+                .expect("user");
+        }
+        let s = b.finish(ConnectionRef::default(), "x", "DC=x", "s", 0);
+        let big = idx(&s, "CN=Big") as u32;
+        assert_eq!(s.objects.iter().filter(|o| o.member_of == [big]).count(), 7);
+    }
+
+    #[test]
+    fn range_attribute_names() {
+        assert_eq!(
+            parse_range_attribute("member;range=0-1499", "member"),
+            Some(ValueRange {
+                start: 0,
+                end: Some(1499)
+            })
+        );
+        assert_eq!(
+            parse_range_attribute("Member;Range=1500-*", "member"),
+            Some(ValueRange {
+                start: 1500,
+                end: None
+            })
+        );
+        assert_eq!(parse_range_attribute("member", "member"), None);
+        assert_eq!(parse_range_attribute("memberOf;range=0-1", "member"), None);
+        assert_eq!(parse_range_attribute("member;range=x-1", "member"), None);
+    }
+
+    #[test]
+    fn guid_bytes_format_like_windows() {
+        let bytes = [
+            0x67, 0x45, 0x23, 0x01, 0xab, 0x89, 0xef, 0xcd, 0x01, 0x23, 0x45, 0x67, 0x89, 0xab,
+            0xcd, 0xef,
+        ];
+        assert_eq!(format_guid(&bytes), "01234567-89ab-cdef-0123-456789abcdef");
+    }
+
+    #[test]
+    fn an_unparsable_dn_is_an_error_naming_it() {
+        let mut b = SnapshotBuilder::new(ad_names());
+        let err = b
+            .add(ObjectKind::User, entry("garbage", &[]))
+            .expect_err("bad DN");
+        assert!(err.to_string().contains("\"garbage\""), "{err}");
+    }
+}
