@@ -252,8 +252,6 @@ fn parse_hex_value(b: &[u8], start: usize) -> Result<(AvaValue, usize), DnError>
 
 fn parse_text_value(b: &[u8], mut pos: usize) -> Result<(AvaValue, usize), DnError> {
     let mut out: Vec<u8> = Vec::new();
-    // Length of `out` up to the last byte that was not an unescaped trailing space.
-    let mut significant = 0;
     let quoted = pos < b.len() && b[pos] == b'"';
     if quoted {
         pos += 1;
@@ -268,8 +266,9 @@ fn parse_text_value(b: &[u8], mut pos: usize) -> Result<(AvaValue, usize), DnErr
             return Err(DnError::InvalidEscape { offset: pos });
         }
         pos += 1;
-        significant = out.len();
     } else {
+        // Length of `out` up to the last byte that was not an unescaped trailing space.
+        let mut significant = 0;
         while pos < b.len() && !matches!(b[pos], b',' | b';' | b'+') {
             if b[pos] == b'\\' {
                 let next = *b
