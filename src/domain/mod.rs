@@ -1,7 +1,11 @@
 //! Pure logic: no I/O; the clock and randomness come in as arguments.
 
 pub mod address;
+pub mod codec;
+pub mod deletion;
 pub mod dn;
+pub mod duplicates;
 pub mod keytab;
+pub mod profile;
 pub mod snapshot;
 pub mod srv;

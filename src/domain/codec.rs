@@ -1,0 +1,211 @@
+//! Snapshot file format: a fixed header, then the zstd-compressed postcard encoding of the snapshot.
+//!
+//! ```text
+//! offset size
+//!  0      8   magic "LDSYNCSN"
+//!  8      2   format version (big-endian), currently 1
+//! 10      2   flags, 0
+//! 12      8   uncompressed payload length (big-endian)
+//! 20      8   compressed payload length (big-endian)
+//! 28     32   SHA-256 of the compressed payload
+//! 60      -   payload
+//! ```
+//! The same snapshot always encodes to the same bytes, so the SHA-256 of the file identifies it.
+
+use sha2::{Digest, Sha256};
+
+use super::snapshot::Snapshot;
+
+pub const MAGIC: &[u8; 8] = b"LDSYNCSN";
+pub const VERSION: u16 = 1;
+const HEADER_LEN: usize = 60;
+/// Refuse to inflate beyond this: a corrupt length must not exhaust memory.
+const MAX_PAYLOAD: u64 = 4 << 30;
+const ZSTD_LEVEL: i32 = 3;
+
+/// Why bytes are not a usable snapshot.
+#[derive(Debug, thiserror::Error)]
+pub enum CodecError {
+    #[error("not a snapshot: wrong magic")]
+    BadMagic,
+    #[error(
+        "snapshot format version {found} is not supported (this build reads version {VERSION})"
+    )]
+    UnknownVersion { found: u16 },
+    #[error("snapshot is truncated: {have} bytes, expected {want}")]
+    Truncated { have: u64, want: u64 },
+    #[error("snapshot checksum mismatch: the file is corrupt")]
+    BadChecksum,
+    #[error("snapshot payload is corrupt: {0}")]
+    Corrupt(String),
+    #[error("cannot encode the snapshot: {0}")]
+    Encode(String),
+}
+
+/// An encoded snapshot and its identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Encoded {
+    pub bytes: Vec<u8>,
+    /// SHA-256 (hex) of `bytes`.
+    pub hash: String,
+}
+
+pub fn encode(snapshot: &Snapshot) -> Result<Encoded, CodecError> {
+    let raw = postcard::to_allocvec(snapshot).map_err(|e| CodecError::Encode(e.to_string()))?;
+    let compressed =
+        zstd::bulk::compress(&raw, ZSTD_LEVEL).map_err(|e| CodecError::Encode(e.to_string()))?;
+    let mut bytes = Vec::with_capacity(HEADER_LEN + compressed.len());
+    bytes.extend_from_slice(MAGIC);
+    bytes.extend_from_slice(&VERSION.to_be_bytes());
+    bytes.extend_from_slice(&0u16.to_be_bytes());
+    bytes.extend_from_slice(&(raw.len() as u64).to_be_bytes());
+    bytes.extend_from_slice(&(compressed.len() as u64).to_be_bytes());
+    bytes.extend_from_slice(&Sha256::digest(&compressed));
+    bytes.extend_from_slice(&compressed);
+    let hash = hex(&Sha256::digest(&bytes));
+    Ok(Encoded { bytes, hash })
+}
+
+pub fn decode(bytes: &[u8]) -> Result<Snapshot, CodecError> {
+    if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
+        return Err(CodecError::BadMagic);
+    }
+    if bytes.len() < HEADER_LEN {
+        return Err(CodecError::Truncated {
+            have: bytes.len() as u64,
+            want: HEADER_LEN as u64,
+        });
+    }
+    let version = u16::from_be_bytes([bytes[8], bytes[9]]);
+    if version != VERSION {
+        return Err(CodecError::UnknownVersion { found: version });
+    }
+    let be64 = |at: usize| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&bytes[at..at + 8]);
+        u64::from_be_bytes(b)
+    };
+    let (raw_len, compressed_len) = (be64(12), be64(20));
+    let want = HEADER_LEN as u64 + compressed_len;
+    if bytes.len() as u64 != want {
+        return Err(CodecError::Truncated {
+            have: bytes.len() as u64,
+            want,
+        });
+    }
+    let payload = &bytes[HEADER_LEN..];
+    if Sha256::digest(payload).as_slice() != &bytes[28..60] {
+        return Err(CodecError::BadChecksum);
+    }
+    if raw_len > MAX_PAYLOAD {
+        return Err(CodecError::Corrupt(format!(
+            "declared size {raw_len} is too large"
+        )));
+    }
+    let raw = zstd::bulk::decompress(payload, raw_len as usize)
+        .map_err(|e| CodecError::Corrupt(e.to_string()))?;
+    if raw.len() as u64 != raw_len {
+        return Err(CodecError::Corrupt(format!(
+            "payload is {} bytes, header says {raw_len}",
+            raw.len()
+        )));
+    }
+    postcard::from_bytes(&raw).map_err(|e| CodecError::Corrupt(e.to_string()))
+}
+
+/// SHA-256 (hex) of encoded bytes, as [`Encoded::hash`].
+pub fn hash_of(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::snapshot::{ConnectionRef, DirObject, ObjectKind};
+
+    pub(crate) fn sample(n: u32) -> Snapshot {
+        Snapshot {
+            connection: ConnectionRef {
+                namespace: "mail".into(),
+                name: "corp".into(),
+                uid: "u-1".into(),
+            },
+            domain: "corp.example.com".into(),
+            search_base: "DC=corp,DC=example,DC=com".into(),
+            taken_at: 1_790_000_000,
+            server: "dc1.corp.example.com:389".into(),
+            objects: (0..n)
+                .map(|i| DirObject {
+                    kind: if i % 10 == 0 {
+                        ObjectKind::Group
+                    } else {
+                        ObjectKind::User
+                    },
+                    dn: format!("CN=u{i},DC=corp,DC=example,DC=com"),
+                    id: format!("{i:08x}-0000-0000-0000-000000000000"),
+                    account_name: Some(format!("u{i}")),
+                    principal_name: Some(format!("u{i}@corp.example.com")),
+                    display_name: Some(format!("User {i}")),
+                    disabled: i % 7 == 0,
+                    primary_address: Some(format!("u{i}@corp.example.com")),
+                    addresses: vec![format!("u{i}@corp.example.com")],
+                    member_of: if i % 10 == 0 {
+                        vec![]
+                    } else {
+                        vec![i / 10 * 10]
+                    },
+                })
+                .collect(),
+            unresolved_members: 3,
+        }
+    }
+
+    #[test]
+    fn round_trip_is_exact_and_deterministic() {
+        for n in [0, 1, 1000] {
+            let s = sample(n);
+            let a = encode(&s).expect("encode");
+            let b = encode(&s.clone()).expect("encode again");
+            assert_eq!(a, b, "same content, same bytes");
+            assert_eq!(a.hash, hash_of(&a.bytes));
+            assert_eq!(decode(&a.bytes).expect("decode"), s);
+        }
+    }
+
+    #[test]
+    fn damaged_files_are_refused_with_the_cause() {
+        let good = encode(&sample(50)).expect("encode").bytes;
+        let mut wrong_magic = good.clone();
+        wrong_magic[0] = b'X';
+        let mut future = good.clone();
+        future[9] = 2;
+        let mut flipped = good.clone();
+        let last = flipped.len() - 1;
+        flipped[last] ^= 0x40;
+        let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+            ("empty", vec![], "wrong magic"),
+            ("json", b"{\"objects\":[]}".to_vec(), "wrong magic"),
+            ("wrong magic", wrong_magic, "wrong magic"),
+            ("future version", future, "version 2 is not supported"),
+            ("header only", good[..40].to_vec(), "truncated"),
+            ("cut payload", good[..good.len() - 5].to_vec(), "truncated"),
+            ("flipped bit", flipped, "checksum mismatch"),
+        ];
+        for (name, bytes, want) in cases {
+            let err = decode(&bytes).expect_err(name).to_string();
+            assert!(err.contains(want), "{name}: {err}");
+        }
+    }
+
+    #[test]
+    fn every_truncation_fails_cleanly() {
+        let good = encode(&sample(20)).expect("encode").bytes;
+        for cut in 0..good.len() {
+            assert!(decode(&good[..cut]).is_err(), "cut at {cut}");
+        }
+    }
+}

@@ -1,0 +1,223 @@
+//! What to read from a directory: per object kind a filter and attributes, from the connection spec.
+
+use crate::api::{DirectoryType, LdapConnectionSpec};
+
+use super::snapshot::{AttributeNames, ObjectKind};
+
+/// One search of a sync.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectQuery {
+    pub kind: ObjectKind,
+    pub filter: String,
+    pub attributes: Vec<String>,
+}
+
+/// Everything a sync reads, and how to interpret it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadPlan {
+    pub queries: Vec<ObjectQuery>,
+    pub names: AttributeNames,
+}
+
+/// A malformed extra filter, naming the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("spec.filters.{field} is not a valid LDAP filter: {detail}")]
+pub struct FilterError {
+    pub field: &'static str,
+    pub detail: String,
+}
+
+const AD_USERS: &str = "(&(objectCategory=person)(objectClass=user))";
+const AD_CONTACTS: &str = "(objectClass=contact)";
+const AD_GROUPS: &str = "(objectClass=group)";
+const GENERIC_USERS: &str = "(objectClass=inetOrgPerson)";
+const GENERIC_GROUPS: &str = "(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames))";
+
+/// The read plan of a connection, with its extra filters checked and combined by `&`.
+pub fn read_plan(spec: &LdapConnectionSpec) -> Result<ReadPlan, FilterError> {
+    let extra = spec.filters.clone().unwrap_or_default();
+    let names = match spec.directory_type {
+        DirectoryType::ActiveDirectory => AttributeNames {
+            id: "objectGUID".into(),
+            account_name: "sAMAccountName".into(),
+            principal_name: Some("userPrincipalName".into()),
+            display_name: "displayName".into(),
+            account_control: Some("userAccountControl".into()),
+            members: vec!["member".into()],
+            email: spec.email_attributes.clone(),
+        },
+        DirectoryType::Generic => {
+            let m = spec.attribute_mapping.clone();
+            AttributeNames {
+                id: m
+                    .as_ref()
+                    .map_or("entryUUID".into(), |m| m.unique_id.clone()),
+                account_name: m.as_ref().map_or("uid".into(), |m| m.user_name.clone()),
+                principal_name: None,
+                display_name: m.as_ref().map_or("cn".into(), |m| m.display_name.clone()),
+                account_control: None,
+                members: vec!["member".into(), "uniqueMember".into()],
+                email: spec.email_attributes.clone(),
+            }
+        }
+    };
+    let mut object_attrs: Vec<String> = vec![
+        names.id.clone(),
+        names.account_name.clone(),
+        names.display_name.clone(),
+    ];
+    object_attrs.extend(names.principal_name.clone());
+    object_attrs.extend(names.account_control.clone());
+    object_attrs.extend(names.email.iter().cloned());
+    let mut group_attrs = object_attrs.clone();
+    group_attrs.extend(names.members.iter().cloned());
+
+    let (users, contacts, groups) = match spec.directory_type {
+        DirectoryType::ActiveDirectory => (
+            AD_USERS,
+            spec.contacts.enabled.then_some(AD_CONTACTS),
+            AD_GROUPS,
+        ),
+        DirectoryType::Generic => (GENERIC_USERS, None, GENERIC_GROUPS),
+    };
+    let mut queries = vec![ObjectQuery {
+        kind: ObjectKind::User,
+        filter: combine("users", users, extra.users.as_deref())?,
+        attributes: object_attrs.clone(),
+    }];
+    if let Some(contacts) = contacts {
+        queries.push(ObjectQuery {
+            kind: ObjectKind::Contact,
+            filter: combine("contacts", contacts, extra.contacts.as_deref())?,
+            attributes: object_attrs,
+        });
+    }
+    queries.push(ObjectQuery {
+        kind: ObjectKind::Group,
+        filter: combine("groups", groups, extra.groups.as_deref())?,
+        attributes: group_attrs,
+    });
+    Ok(ReadPlan { queries, names })
+}
+
+/// `(&BASE EXTRA)` after checking EXTRA parses as an RFC 4515 filter.
+fn combine(field: &'static str, base: &str, extra: Option<&str>) -> Result<String, FilterError> {
+    let Some(extra) = extra.map(str::trim).filter(|e| !e.is_empty()) else {
+        return Ok(base.to_owned());
+    };
+    let wrapped = if extra.starts_with('(') {
+        extra.to_owned()
+    } else {
+        format!("({extra})")
+    };
+    validate_filter(&wrapped).map_err(|detail| FilterError { field, detail })?;
+    Ok(format!("(&{base}{wrapped})"))
+}
+
+/// Checks an RFC 4515 filter without sending it anywhere.
+pub fn validate_filter(filter: &str) -> Result<(), String> {
+    let mut depth = 0i64;
+    let mut escaped = false;
+    for c in filter.chars() {
+        match c {
+            '\\' => escaped = !escaped,
+            '(' if !escaped => depth += 1,
+            ')' if !escaped => {
+                depth -= 1;
+                if depth < 0 {
+                    return Err("unbalanced ')'".into());
+                }
+            }
+            _ => escaped = false,
+        }
+        if c != '\\' {
+            escaped = false;
+        }
+    }
+    if depth != 0 {
+        return Err("unbalanced parentheses".into());
+    }
+    ldap3::parse_filter(filter)
+        .map(|_| ())
+        .map_err(|_| "the filter does not parse (RFC 4515)".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::ObjectFilters;
+
+    fn spec(yaml: &str) -> LdapConnectionSpec {
+        serde_yaml::from_str(yaml).expect("spec")
+    }
+
+    const AD: &str = "domain: corp.example.com\nsearchBase: DC=corp\nauth: {simple: {bindDN: x, passwordSecretRef: {name: p}}}\n";
+
+    #[test]
+    fn active_directory_queries() {
+        let plan = read_plan(&spec(AD)).expect("plan");
+        let kinds: Vec<_> = plan
+            .queries
+            .iter()
+            .map(|q| (q.kind, q.filter.as_str()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [(ObjectKind::User, AD_USERS), (ObjectKind::Group, AD_GROUPS)]
+        );
+        assert!(plan.queries[1].attributes.contains(&"member".to_owned()));
+        assert!(
+            plan.queries[0]
+                .attributes
+                .contains(&"proxyAddresses".to_owned())
+        );
+        let with_contacts =
+            read_plan(&spec(&format!("{AD}contacts: {{enabled: true}}\n"))).expect("plan");
+        assert_eq!(with_contacts.queries[1].filter, AD_CONTACTS);
+    }
+
+    #[test]
+    fn generic_queries_use_the_mapping() {
+        let plan = read_plan(&spec(&format!("{AD}directoryType: Generic\nattributeMapping: {{userName: mailNickname, displayName: displayName, uniqueId: nsUniqueId}}\n"))).expect("plan");
+        assert_eq!(plan.queries.len(), 2);
+        assert_eq!(plan.queries[1].filter, GENERIC_GROUPS);
+        assert_eq!(plan.names.account_name, "mailNickname");
+        assert!(
+            plan.queries[1]
+                .attributes
+                .contains(&"uniqueMember".to_owned())
+        );
+    }
+
+    #[test]
+    fn extra_filters_combine_or_are_refused_naming_the_field() {
+        let mut s = spec(AD);
+        s.filters = Some(ObjectFilters {
+            users: Some("department=Sales".into()),
+            groups: Some("(mail=*)".into()),
+            contacts: None,
+        });
+        let plan = read_plan(&s).expect("plan");
+        assert_eq!(
+            plan.queries[0].filter,
+            format!("(&{AD_USERS}(department=Sales))")
+        );
+        assert_eq!(plan.queries[1].filter, format!("(&{AD_GROUPS}(mail=*))"));
+        for (bad, why) in [
+            ("(department=Sales", "unbalanced"),
+            ("(&(a=b)))", "unbalanced"),
+            ("(=x)", "does not parse"),
+            ("(cn=a\\zz)", "does not parse"),
+        ] {
+            s.filters = Some(ObjectFilters {
+                users: None,
+                groups: Some(bad.into()),
+                contacts: None,
+            });
+            let err = read_plan(&s).expect_err(bad);
+            assert_eq!(err.field, "groups");
+            assert!(err.detail.contains(why), "{bad}: {err}");
+            assert!(err.to_string().starts_with("spec.filters.groups"), "{err}");
+        }
+    }
+}
