@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The real peers of the integration tests, on loopback inside the caller's network namespace:
 #   Samba AD DC      dc1.corp.example.test   127.0.0.1  (DNS 53, Kerberos 88, LDAP 389, LDAPS 636)
+#                    and 127.0.0.5 (LDAP only, same database, allow_sasl_over_tls)
 #   OpenLDAP slapd   ldap1.example.test      127.0.0.2:389 (priority 10)   same data on both
 #                    ldap2.example.test      127.0.0.3:389 (priority 20)
 #   dnsmasq          SRV records for example.test on 127.0.0.1:5353 (ldap3.example.test, 127.0.0.4,
@@ -10,7 +11,7 @@
 # Usage (as root, inside `unshare --net --fork`; scripts/test.sh does this):
 #   test-env.sh up             start everything, seed, write $STATE/env.sh
 #   test-env.sh down           stop everything by saved PIDs
-#   test-env.sh stop PEER      stop one peer (samba, slapd-1, slapd-2, dnsmasq, kube)
+#   test-env.sh stop PEER      stop one peer (samba, samba-sasl-tls, slapd-1, slapd-2, dnsmasq, kube)
 #   test-env.sh start PEER     start one stopped peer again, with its data
 #   test-env.sh run CMD...     up, run CMD with the environment, down (also on failure)
 # STATE defaults to /tmp/ldapsync-test-env. A stale state from a crashed run is cleaned up by `up`.
@@ -96,6 +97,20 @@ samba_start() {
   echo $! > "$STATE/samba.pid"
   wait_for "samba LDAP" 60 ldapsearch -x -H ldap://127.0.0.1 -b '' -s base dnsHostName
   wait_for "samba DNS" 30 dig +time=1 +tries=1 +short @127.0.0.1 SOA $AD_DOMAIN
+}
+
+# A second Samba process on the same database, LDAP only, on 127.0.0.5, with
+# `ldap server require strong auth = allow_sasl_over_tls`: it accepts GSSAPI over TLS, which the
+# default (on 127.0.0.1) refuses.
+samba_sasl_tls_start() {
+  local S=$STATE/samba
+  mkdir -p "$S/run2" "$S/log2"
+  ip addr add 127.0.0.5/8 dev lo 2>/dev/null || true
+  sed -e "s#interfaces = 127.0.0.1#interfaces = 127.0.0.5\n\tserver services = ldap\n\tldap server require strong auth = allow_sasl_over_tls#" \
+    -e "s#$S/run#$S/run2#g" -e "s#$S/log/#$S/log2/#" "$S/etc/smb.conf" > "$S/etc/smb-sasl-tls.conf"
+  setsid samba -F --no-process-group -s "$S/etc/smb-sasl-tls.conf" --debug-stdout -d1 > "$S/log2/samba.out" 2>&1 &
+  echo $! > "$STATE/samba-sasl-tls.pid"
+  wait_for "samba (allow_sasl_over_tls)" 60 ldapsearch -x -H ldap://127.0.0.5 -b '' -s base dnsHostName
 }
 
 samba_seed() {
@@ -248,6 +263,7 @@ export LDAPSYNC_TEST_AD_BASE='$AD_BASE'
 export LDAPSYNC_TEST_AD_HOST='dc1.$AD_DOMAIN'
 export LDAPSYNC_TEST_AD_ADDR='127.0.0.1'
 export LDAPSYNC_TEST_AD_DNS='127.0.0.1:53'
+export LDAPSYNC_TEST_AD_SASL_TLS_ADDR='127.0.0.5'
 export LDAPSYNC_TEST_AD_REALM='$REALM'
 export LDAPSYNC_TEST_AD_BIND_DN='svc-sync@$AD_DOMAIN'
 export LDAPSYNC_TEST_AD_PASSWORD='$SYNC_PASS'
@@ -267,7 +283,7 @@ EOF
 
 # ---------------------------------------------------------------- commands
 down() {
-  for p in dnsmasq slapd-1 slapd-2 samba kcm apiserver etcd netns; do stop_pidfile "$STATE/$p.pid"; done
+  for p in dnsmasq slapd-1 slapd-2 samba samba-sasl-tls kcm apiserver etcd netns; do stop_pidfile "$STATE/$p.pid"; done
 }
 
 up() {
@@ -296,6 +312,7 @@ up() {
   samba_provision
   samba_start
   samba_seed
+  samba_sasl_tls_start
   wait "$kube_job" || die "the Kubernetes control plane did not start (see $STATE/kube/*.log)"
   write_env
   log "up in $(( $(date +%s) - t0 ))s; environment in $STATE/env.sh"
@@ -304,19 +321,20 @@ up() {
 start_one() {
   case $1 in
     samba) samba_start ;;
+    samba-sasl-tls) samba_sasl_tls_start ;;
     slapd-1) slapd_start 1 ;;
     slapd-2) slapd_start 2 ;;
     dnsmasq) dnsmasq_start ;;
     kube) kube_start ;;
-    *) die "unknown peer '$1' (samba, slapd-1, slapd-2, dnsmasq, kube)" ;;
+    *) die "unknown peer '$1' (samba, samba-sasl-tls, slapd-1, slapd-2, dnsmasq, kube)" ;;
   esac
 }
 
 stop_one() {
   case $1 in
-    samba|slapd-1|slapd-2|dnsmasq) stop_pidfile "$STATE/$1.pid" ;;
+    samba|samba-sasl-tls|slapd-1|slapd-2|dnsmasq) stop_pidfile "$STATE/$1.pid" ;;
     kube) kube_stop ;;
-    *) die "unknown peer '$1' (samba, slapd-1, slapd-2, dnsmasq, kube)" ;;
+    *) die "unknown peer '$1' (samba, samba-sasl-tls, slapd-1, slapd-2, dnsmasq, kube)" ;;
   esac
 }
 

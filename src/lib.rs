@@ -3,6 +3,8 @@
 //! Layout: `api` (CRD types), `domain` (pure logic), `directory` (LDAP, DNS, Kerberos I/O).
 
 pub mod api;
+pub mod cli;
 pub mod directory;
 pub mod domain;
 pub mod secret;
+pub mod store;

@@ -1,11 +1,16 @@
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use ldapsync::directory::dns::DNS_SERVER_ENV;
 
 /// Keeps an email security gateway's LDAP cache in step with Active Directory and LDAP directories.
 #[derive(Parser)]
 #[command(name = "ldapsync", version)]
 struct Cli {
+    /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `ldapsync=debug`.
+    #[arg(long, env = "LDAPSYNC_LOG", default_value = "warn", global = true)]
+    log: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -14,10 +19,46 @@ struct Cli {
 enum Command {
     /// Print the CustomResourceDefinitions generated from the API types (the content of `crds/`).
     Crd,
+    /// Test a connection without a cluster: DNS SRV answers, the server chosen, TLS, bind, RootDSE
+    /// capabilities and object counts. Exit 0 on success, 1 with the reason on failure.
+    Check {
+        /// LdapConnection manifest (YAML).
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// One standalone sync into a local store (no cluster). Prints a JSON summary.
+    Sync {
+        /// LdapConnection manifest (YAML).
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+        /// Store folder (created if missing).
+        #[arg(long)]
+        store: PathBuf,
+        /// Let a sync held by the deletion-safety guard through, if its snapshot has this hash.
+        #[arg(long)]
+        approve_deletions: Option<String>,
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+#[derive(clap::Args)]
+struct Common {
+    /// Folder holding referenced Secrets and ConfigMaps as `<name>/<key>` files.
+    #[arg(long)]
+    secrets_dir: Option<PathBuf>,
+    /// DNS server `IP:PORT` for SRV lookups instead of the system resolver.
+    #[arg(long, env = DNS_SERVER_ENV)]
+    dns_server: Option<String>,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     match cli.command {
         Command::Crd => match ldapsync::api::crds_yaml() {
             Ok(yaml) => {
@@ -29,5 +70,42 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Command::Check { file, common } => run(async move {
+            let report =
+                ldapsync::cli::check(&file, common.secrets_dir.as_deref(), common.dns_server.as_deref()).await?;
+            Ok(serde_json::to_string_pretty(&report).unwrap_or_default())
+        }),
+        Command::Sync { file, store, approve_deletions, common } => run(async move {
+            let report = ldapsync::cli::sync(
+                &file,
+                common.secrets_dir.as_deref(),
+                &store,
+                common.dns_server.as_deref(),
+                approve_deletions.as_deref(),
+            )
+            .await?;
+            Ok(serde_json::to_string_pretty(&report).unwrap_or_default())
+        }),
+    }
+}
+
+/// Runs a command on a single-threaded runtime; prints its output, or its reason and error.
+fn run(work: impl std::future::Future<Output = Result<String, ldapsync::cli::CliError>>) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(work) {
+        Ok(out) => {
+            println!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error [{}]: {e}", e.reason());
+            ExitCode::FAILURE
+        }
     }
 }

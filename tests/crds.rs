@@ -13,17 +13,8 @@ fn checked_in_crds_equal_generated_output() {
 
 #[test]
 fn binary_prints_the_same_crds() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ldapsync"))
-        .arg("crd")
-        .output()
-        .expect("ldapsync crd runs");
-    assert!(
-        out.status.success(),
-        "ldapsync crd failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        ldapsync::api::crds_yaml().expect("CRDs render")
-    );
+    let out =
+        std::process::Command::new(env!("CARGO_BIN_EXE_ldapsync")).arg("crd").output().expect("ldapsync crd runs");
+    assert!(out.status.success(), "ldapsync crd failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), ldapsync::api::crds_yaml().expect("CRDs render"));
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use ldapsync::api::TlsMode;
 use ldapsync::directory::kerberos::KerberosCredential;
-use ldapsync::directory::ldap::{BindCredentials, LdapSession};
+use ldapsync::directory::ldap::{BindCredentials, LdapSession, ServerEndpoint};
 use ldapsync::secret::Secret;
 use support::{env, read_file, samba_endpoint, slapd_endpoints, transport, unreachable};
 
@@ -19,12 +19,9 @@ fn samba_simple() -> BindCredentials {
 }
 
 async fn samba_session(mode: TlsMode, port: u16) -> LdapSession {
-    LdapSession::connect(
-        &samba_endpoint(port),
-        &transport(mode, Some("LDAPSYNC_TEST_CA_FILE")),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{}", unreachable("Samba AD DC", e)))
+    LdapSession::connect(&samba_endpoint(port), &transport(mode, Some("LDAPSYNC_TEST_CA_FILE")))
+        .await
+        .unwrap_or_else(|e| panic!("{}", unreachable("Samba AD DC", e)))
 }
 
 /// How many users of OU=Restricted the bound identity can see (svc-sync: 1, svc-sync2: 0).
@@ -39,49 +36,33 @@ async fn restricted_users_visible(s: &mut LdapSession) -> u64 {
 async fn samba_simple_bind_over_verified_starttls() {
     let mut s = samba_session(TlsMode::StartTls, 389).await;
     assert!(s.is_tls());
-    s.bind(&samba_simple())
-        .await
-        .expect("simple bind over StartTLS");
-    assert_eq!(
-        restricted_users_visible(&mut s).await,
-        1,
-        "bound as svc-sync"
-    );
+    s.bind(&samba_simple()).await.expect("simple bind over StartTLS");
+    assert_eq!(restricted_users_visible(&mut s).await, 1, "bound as svc-sync");
     s.close().await;
 }
 
 #[tokio::test]
 async fn samba_simple_bind_over_ldaps() {
     let mut s = samba_session(TlsMode::Ldaps, 636).await;
-    s.bind(&samba_simple())
-        .await
-        .expect("simple bind over LDAPS");
+    s.bind(&samba_simple()).await.expect("simple bind over LDAPS");
     s.close().await;
 }
 
 #[tokio::test]
 async fn samba_refuses_simple_bind_without_tls() {
     let mut s = samba_session(TlsMode::None, 389).await;
-    let err = s
-        .bind(&samba_simple())
-        .await
-        .expect_err("Samba's default requires strong auth");
+    let err = s.bind(&samba_simple()).await.expect_err("Samba's default requires strong auth");
     assert_eq!(err.reason(), "StrongerAuthRequired", "{err}");
 }
 
 #[tokio::test]
 async fn samba_wrong_password_is_authentication_failed() {
     let mut s = samba_session(TlsMode::StartTls, 389).await;
-    let creds = BindCredentials::Simple {
-        bind_dn: env("LDAPSYNC_TEST_AD_BIND_DN"),
-        password: Secret::new("not-the-password"),
-    };
+    let creds =
+        BindCredentials::Simple { bind_dn: env("LDAPSYNC_TEST_AD_BIND_DN"), password: Secret::new("not-the-password") };
     let err = s.bind(&creds).await.expect_err("wrong password");
     assert_eq!(err.reason(), "AuthenticationFailed");
-    assert!(
-        !err.to_string().contains("not-the-password"),
-        "the error must not echo the password: {err}"
-    );
+    assert!(!err.to_string().contains("not-the-password"), "the error must not echo the password: {err}");
 }
 
 #[tokio::test]
@@ -97,59 +78,69 @@ async fn samba_certificate_from_another_ca_is_refused() {
 
 fn kerberos(keytab_var: &str, cache: &str) -> BindCredentials {
     let keytab = read_file(keytab_var);
-    let cred =
-        KerberosCredential::acquire(&keytab, None, cache).expect("credentials from the keytab");
+    let cred = KerberosCredential::acquire(&keytab, None, cache).expect("credentials from the keytab");
     BindCredentials::Kerberos(Arc::new(cred))
 }
 
 #[tokio::test]
 async fn samba_gssapi_with_sealing_on_plain_ldap() {
     let creds = kerberos("LDAPSYNC_TEST_KEYTAB", "peers-sealed");
-    let mut s = samba_session(TlsMode::None, 389).await;
-    s.bind(&creds)
+    let t = transport(TlsMode::None, None);
+    let mut s = LdapSession::open(&samba_endpoint(389), &t, &creds)
         .await
-        .expect("GSSAPI bind with the confidentiality layer");
-    assert_eq!(
-        restricted_users_visible(&mut s).await,
-        1,
-        "searches work over the sealed session, as svc-sync"
-    );
+        .unwrap_or_else(|e| panic!("GSSAPI bind with the confidentiality layer: {e}"));
+    assert!(!s.is_tls());
+    assert_eq!(restricted_users_visible(&mut s).await, 1, "searches work over the sealed session, as svc-sync");
+    // Large answers span many SASL buffers (ldap3's own layer loses data here).
+    let n = s
+        .search_paged(&env("LDAPSYNC_TEST_AD_BASE"), "(objectClass=group)", &["member"], 1000, |_| {})
+        .await
+        .expect("a large sealed read");
+    assert!(n > 40, "{n} groups");
     s.close().await;
+}
+
+#[tokio::test]
+async fn samba_gssapi_over_starttls_where_sasl_over_tls_is_allowed() {
+    let creds = kerberos("LDAPSYNC_TEST_KEYTAB", "peers-sasl-tls");
+    let t = transport(TlsMode::StartTls, Some("LDAPSYNC_TEST_CA_FILE"));
+    let ep = ServerEndpoint {
+        host: env("LDAPSYNC_TEST_AD_HOST"),
+        addr: format!("{}:389", env("LDAPSYNC_TEST_AD_SASL_TLS_ADDR")).parse().expect("addr"),
+    };
+    let mut s = LdapSession::open(&ep, &t, &creds)
+        .await
+        .unwrap_or_else(|e| panic!("{}", unreachable("Samba (allow_sasl_over_tls)", e)));
+    assert!(s.is_tls());
+    assert_eq!(restricted_users_visible(&mut s).await, 1);
+    // The default Samba refuses the same over TLS: it wants the SASL layer, not TLS.
+    let err = match LdapSession::open(&samba_endpoint(389), &t, &creds).await {
+        Ok(_) => panic!("Samba's default must refuse GSSAPI over TLS"),
+        Err(e) => e,
+    };
+    assert_eq!(err.reason(), "StrongerAuthRequired", "{err}");
 }
 
 #[tokio::test]
 async fn two_keytabs_in_one_process_keep_their_own_identities() {
     let a = kerberos("LDAPSYNC_TEST_KEYTAB", "peers-two-a");
     let b = kerberos("LDAPSYNC_TEST_KEYTAB2", "peers-two-b");
-    let (mut sa, mut sb) = tokio::join!(
-        samba_session(TlsMode::None, 389),
-        samba_session(TlsMode::None, 389)
-    );
-    let (ra, rb) = tokio::join!(sa.bind(&a), sb.bind(&b));
-    ra.expect("bind with keytab 1");
-    rb.expect("bind with keytab 2");
+    let t = transport(TlsMode::None, None);
+    let ep = samba_endpoint(389);
+    let (ra, rb) = tokio::join!(LdapSession::open(&ep, &t, &a), LdapSession::open(&ep, &t, &b));
+    let mut sa = ra.expect("bind with keytab 1");
+    let mut sb = rb.expect("bind with keytab 2");
     // svc-sync2 is denied reading OU=Restricted: each session must show its own identity.
-    let (va, vb) = tokio::join!(
-        restricted_users_visible(&mut sa),
-        restricted_users_visible(&mut sb)
-    );
-    assert_eq!(
-        (va, vb),
-        (1, 0),
-        "session a must act as svc-sync, session b as svc-sync2"
-    );
+    let (va, vb) = tokio::join!(restricted_users_visible(&mut sa), restricted_users_visible(&mut sb));
+    assert_eq!((va, vb), (1, 0), "session a must act as svc-sync, session b as svc-sync2");
 }
 
 #[test]
 fn keytab_with_two_principals_is_refused_before_any_kerberos_call() {
     let keytab = read_file("LDAPSYNC_TEST_KEYTAB_TWO_PRINCIPALS");
-    let err = KerberosCredential::acquire(&keytab, None, "peers-two-principals")
-        .expect_err("two principals");
+    let err = KerberosCredential::acquire(&keytab, None, "peers-two-principals").expect_err("two principals");
     let msg = err.to_string();
-    assert!(
-        msg.contains("svc-sync@CORP.EXAMPLE.TEST") && msg.contains("svc-sync2@CORP.EXAMPLE.TEST"),
-        "{msg}"
-    );
+    assert!(msg.contains("svc-sync@CORP.EXAMPLE.TEST") && msg.contains("svc-sync2@CORP.EXAMPLE.TEST"), "{msg}");
 }
 
 #[tokio::test]
@@ -159,13 +150,9 @@ async fn samba_paged_search_reads_every_seeded_user() {
     let base = env("LDAPSYNC_TEST_AD_BASE");
     let mut names = Vec::new();
     let n = s
-        .search_paged(
-            &base,
-            "(&(objectCategory=person)(objectClass=user))",
-            &["sAMAccountName"],
-            200,
-            |e| names.extend(e.attrs.get("sAMAccountName").cloned().unwrap_or_default()),
-        )
+        .search_paged(&base, "(&(objectCategory=person)(objectClass=user))", &["sAMAccountName"], 200, |e| {
+            names.extend(e.attrs.get("sAMAccountName").cloned().unwrap_or_default())
+        })
         .await
         .expect("paged search over the referral-returning base");
     // 1510 bulk users + 8 staff/service users + Administrator + Guest + krbtgt.
@@ -181,10 +168,7 @@ async fn samba_search_of_a_missing_base_is_search_base_not_found() {
     let mut s = samba_session(TlsMode::StartTls, 389).await;
     s.bind(&samba_simple()).await.expect("bind");
     let base = format!("OU=NoSuchOU,{}", env("LDAPSYNC_TEST_AD_BASE"));
-    let err = s
-        .search_paged(&base, "(objectClass=user)", &["cn"], 100, |_| {})
-        .await
-        .expect_err("missing base");
+    let err = s.search_paged(&base, "(objectClass=user)", &["cn"], 100, |_| {}).await.expect_err("missing base");
     assert_eq!(err.reason(), "SearchBaseNotFound", "{err}");
 }
 
@@ -192,12 +176,9 @@ async fn samba_search_of_a_missing_base_is_search_base_not_found() {
 async fn both_slapd_servers_serve_the_generic_directory() {
     let base = env("LDAPSYNC_TEST_SLAPD_BASE");
     for ep in slapd_endpoints() {
-        let mut s = LdapSession::connect(
-            &ep,
-            &transport(TlsMode::StartTls, Some("LDAPSYNC_TEST_CA_FILE")),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{}", unreachable(&format!("slapd at {}", ep.addr), e)));
+        let mut s = LdapSession::connect(&ep, &transport(TlsMode::StartTls, Some("LDAPSYNC_TEST_CA_FILE")))
+            .await
+            .unwrap_or_else(|e| panic!("{}", unreachable(&format!("slapd at {}", ep.addr), e)));
         let creds = BindCredentials::Simple {
             bind_dn: env("LDAPSYNC_TEST_SLAPD_BIND_DN"),
             password: Secret::new(env("LDAPSYNC_TEST_SLAPD_PASSWORD")),
@@ -205,13 +186,9 @@ async fn both_slapd_servers_serve_the_generic_directory() {
         s.bind(&creds).await.expect("slapd simple bind");
         let mut mails = 0;
         let n = s
-            .search_paged(
-                &format!("ou=people,{base}"),
-                "(objectClass=inetOrgPerson)",
-                &["mail"],
-                7,
-                |e| mails += e.attrs.get("mail").map_or(0, Vec::len),
-            )
+            .search_paged(&format!("ou=people,{base}"), "(objectClass=inetOrgPerson)", &["mail"], 7, |e| {
+                mails += e.attrs.get("mail").map_or(0, Vec::len)
+            })
             .await
             .expect("paged search on slapd");
         assert_eq!((n, mails), (50, 50), "seeded people on {}", ep.addr);

@@ -17,16 +17,11 @@ use support::{env, unreachable};
 
 async fn client() -> Client {
     let path = env("LDAPSYNC_TEST_KUBECONFIG");
-    let kubeconfig =
-        Kubeconfig::read_from(&path).unwrap_or_else(|e| panic!("kubeconfig {path}: {e}"));
-    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .expect("kubeconfig is usable");
+    let kubeconfig = Kubeconfig::read_from(&path).unwrap_or_else(|e| panic!("kubeconfig {path}: {e}"));
+    let config =
+        Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await.expect("kubeconfig is usable");
     let client = Client::try_from(config).expect("kube client");
-    client
-        .apiserver_version()
-        .await
-        .unwrap_or_else(|e| panic!("{}", unreachable("kube-apiserver", e)));
+    client.apiserver_version().await.unwrap_or_else(|e| panic!("{}", unreachable("kube-apiserver", e)));
     client
 }
 
@@ -35,13 +30,9 @@ async fn install_crds(client: &Client) {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     for crd in crds() {
         let name = crd.name_any();
-        api.patch(
-            &name,
-            &PatchParams::apply("ldapsync-tests").force(),
-            &Patch::Apply(&crd),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("apply CRD {name}: {e}"));
+        api.patch(&name, &PatchParams::apply("ldapsync-tests").force(), &Patch::Apply(&crd))
+            .await
+            .unwrap_or_else(|e| panic!("apply CRD {name}: {e}"));
         tokio::time::timeout(
             std::time::Duration::from_secs(30),
             await_condition(api.clone(), &name, conditions::is_crd_established()),
@@ -58,10 +49,7 @@ async fn namespace(client: &Client, name: &str) -> String {
     // A namespace from an earlier run may still be terminating.
     for _ in 0..100 {
         match api
-            .create(
-                &PostParams::default(),
-                &serde_json::from_value(json!({"metadata": {"name": name}})).expect("ns"),
-            )
+            .create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": name}})).expect("ns"))
             .await
         {
             Ok(_) => return name.to_owned(),
@@ -101,13 +89,7 @@ async fn crds_install_and_the_apiserver_fills_documented_defaults() {
         "spec": {"domain": "corp.example.test", "searchBase": "DC=corp,DC=example,DC=test",
                  "auth": {"simple": {"bindDN": "svc@corp.example.test", "passwordSecretRef": {"name": "pw"}}}}
     });
-    api.patch(
-        "corp",
-        &PatchParams::apply("ldapsync-tests"),
-        &Patch::Apply(&minimal),
-    )
-    .await
-    .expect("create");
+    api.patch("corp", &PatchParams::apply("ldapsync-tests"), &Patch::Apply(&minimal)).await.expect("create");
     let got = api.get("corp").await.expect("read back");
     assert_eq!(got.spec.page_size, 1000);
     assert_eq!(got.spec.email_attributes, ["mail", "proxyAddresses"]);
@@ -122,44 +104,23 @@ async fn the_schema_rejects_malformed_fields_naming_them() {
     install_crds(&client).await;
     let ns = namespace(&client, "smoke-invalid").await;
     // Raw objects: the typed client could not even express some of these values.
-    let api: Api<DynamicObject> = Api::namespaced_with(
-        client.clone(),
-        &ns,
-        &ApiResource::erase::<LdapConnection>(&()),
-    );
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &ApiResource::erase::<LdapConnection>(&()));
     let cases = [
         ("domain", json!({"domain": "not a domain!"}), "spec.domain"),
         ("pageSize", json!({"pageSize": 0}), "spec.pageSize"),
-        (
-            "tls.mode",
-            json!({"tls": {"mode": "SSLv3"}}),
-            "spec.tls.mode",
-        ),
-        (
-            "timeouts",
-            json!({"timeouts": {"operation": "soon"}}),
-            "spec.timeouts.operation",
-        ),
+        ("tls.mode", json!({"tls": {"mode": "SSLv3"}}), "spec.tls.mode"),
+        ("timeouts", json!({"timeouts": {"operation": "soon"}}), "spec.timeouts.operation"),
     ];
     for (field, overlay, path) in cases {
         let mut obj = serde_json::to_value(connection("bad")).expect("json");
         for (k, v) in overlay.as_object().expect("object") {
             obj["spec"][k] = v.clone();
         }
-        let err = api
-            .create(
-                &PostParams::default(),
-                &serde_json::from_value(obj).expect("dynamic object"),
-            )
-            .await;
+        let err = api.create(&PostParams::default(), &serde_json::from_value(obj).expect("dynamic object")).await;
         match err {
             Err(kube::Error::Api(e)) => {
                 assert_eq!(e.code, 422, "{field}: {e:?}");
-                assert!(
-                    e.message.contains(path),
-                    "{field}: message should name {path}: {}",
-                    e.message
-                );
+                assert!(e.message.contains(path), "{field}: message should name {path}: {}", e.message);
             }
             other => panic!("{field}: expected a 422 from the apiserver, got {other:?}"),
         }
@@ -172,57 +133,29 @@ async fn status_rows_of_different_pods_merge_by_server_side_apply() {
     install_crds(&client).await;
     let ns = namespace(&client, "smoke-status").await;
     let api: Api<LdapConnection> = Api::namespaced(client.clone(), &ns);
-    api.create(&PostParams::default(), &connection("corp"))
-        .await
-        .expect("create connection");
+    api.create(&PostParams::default(), &connection("corp")).await.expect("create connection");
     for pod in ["gateway-0", "gateway-1"] {
         let row = json!({
             "apiVersion": "ldapsync.io/v1alpha1", "kind": "LdapConnection",
             "status": {"nodes": [{"pod": pod, "phase": "Synced", "server": "dc1.corp.example.test:389",
                                    "counts": {"users": 5, "contacts": 2, "groups": 3, "addresses": 9}}]}
         });
-        api.patch_status(
-            "corp",
-            &PatchParams::apply(&format!("ldapsync-agent/{pod}")),
-            &Patch::Apply(&row),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("status apply for {pod}: {e}"));
+        api.patch_status("corp", &PatchParams::apply(&format!("ldapsync-agent/{pod}")), &Patch::Apply(&row))
+            .await
+            .unwrap_or_else(|e| panic!("status apply for {pod}: {e}"));
     }
     // gateway-0 updates its own row; gateway-1's row must survive.
     let update = json!({
         "apiVersion": "ldapsync.io/v1alpha1", "kind": "LdapConnection",
         "status": {"nodes": [{"pod": "gateway-0", "phase": "Stale", "reason": "NoDomainControllerReachable"}]}
     });
-    api.patch_status(
-        "corp",
-        &PatchParams::apply("ldapsync-agent/gateway-0"),
-        &Patch::Apply(&update),
-    )
-    .await
-    .expect("update row");
-    let status = api
-        .get_status("corp")
+    api.patch_status("corp", &PatchParams::apply("ldapsync-agent/gateway-0"), &Patch::Apply(&update))
         .await
-        .expect("read status")
-        .status
-        .expect("status present");
-    let rows: Vec<(&str, Option<NodePhase>)> = status
-        .nodes
-        .iter()
-        .map(|n| (n.pod.as_str(), n.phase))
-        .collect();
-    assert_eq!(
-        rows,
-        [
-            ("gateway-0", Some(NodePhase::Stale)),
-            ("gateway-1", Some(NodePhase::Synced))
-        ]
-    );
-    assert_eq!(
-        status.nodes[0].counts, None,
-        "fields gateway-0 no longer applies are removed"
-    );
+        .expect("update row");
+    let status = api.get_status("corp").await.expect("read status").status.expect("status present");
+    let rows: Vec<(&str, Option<NodePhase>)> = status.nodes.iter().map(|n| (n.pod.as_str(), n.phase)).collect();
+    assert_eq!(rows, [("gateway-0", Some(NodePhase::Stale)), ("gateway-1", Some(NodePhase::Synced))]);
+    assert_eq!(status.nodes[0].counts, None, "fields gateway-0 no longer applies are removed");
     assert_eq!(status.nodes[1].counts.as_ref().map(|c| c.users), Some(5));
 }
 
@@ -235,24 +168,12 @@ async fn kubectl_explain_prints_the_field_documentation() {
     let mut last = String::new();
     for _ in 0..50 {
         let out = Command::new(&kubectl)
-            .args([
-                "--kubeconfig",
-                &env("LDAPSYNC_TEST_KUBECONFIG"),
-                "explain",
-                "ldapconnection.spec.searchBase",
-            ])
+            .args(["--kubeconfig", &env("LDAPSYNC_TEST_KUBECONFIG"), "explain", "ldapconnection.spec.searchBase"])
             .output()
             .unwrap_or_else(|e| panic!("run {kubectl}: {e}"));
-        last = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        last = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         if out.status.success() {
-            assert!(
-                last.contains("Distinguished name of the subtree to synchronise"),
-                "{last}"
-            );
+            assert!(last.contains("Distinguished name of the subtree to synchronise"), "{last}");
             return;
         }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;

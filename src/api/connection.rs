@@ -26,11 +26,7 @@ use super::SecretKeyRef;
     derive = "PartialEq",
     printcolumn(name = "Domain", type_ = "string", json_path = ".spec.domain"),
     printcolumn(name = "Search Base", type_ = "string", json_path = ".spec.searchBase"),
-    printcolumn(
-        name = "Ready",
-        type_ = "string",
-        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
-    ),
+    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
     printcolumn(
         name = "Nodes",
         type_ = "string",
@@ -38,16 +34,8 @@ use super::SecretKeyRef;
         json_path = ".status.summary.nodesSynced"
     ),
     printcolumn(name = "Users", type_ = "integer", json_path = ".status.summary.users"),
-    printcolumn(
-        name = "Duplicates",
-        type_ = "integer",
-        json_path = ".status.summary.duplicates"
-    ),
-    printcolumn(
-        name = "Age",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp"
-    )
+    printcolumn(name = "Duplicates", type_ = "integer", json_path = ".status.summary.duplicates"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct LdapConnectionSpec {
@@ -188,12 +176,7 @@ pub struct TlsSpec {
 
 impl Default for TlsSpec {
     fn default() -> Self {
-        Self {
-            mode: TlsMode::StartTls,
-            ca: None,
-            server_name: None,
-            insecure_skip_verify: false,
-        }
+        Self { mode: TlsMode::StartTls, ca: None, server_name: None, insecure_skip_verify: false }
     }
 }
 
@@ -354,10 +337,7 @@ pub struct DeletionSafety {
 
 impl Default for DeletionSafety {
     fn default() -> Self {
-        Self {
-            max_deleted_objects: default_max_deleted_objects(),
-            max_deleted_percent: default_max_deleted_percent(),
-        }
+        Self { max_deleted_objects: default_max_deleted_objects(), max_deleted_percent: default_max_deleted_percent() }
     }
 }
 

@@ -35,9 +35,7 @@ pub struct SecretKeyRef {
 }
 
 /// The CRDs of this API, in the order they are printed by `ldapsync crd`.
-pub fn crds()
--> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>
-{
+pub fn crds() -> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> {
     use kube::CustomResourceExt;
     vec![LdapConnection::crd(), LdapSyncSchedule::crd()]
 }

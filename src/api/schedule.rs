@@ -24,17 +24,9 @@ use serde::{Deserialize, Serialize};
     status = "LdapSyncScheduleStatus",
     derive = "PartialEq",
     derive = "Default",
-    printcolumn(
-        name = "Valid",
-        type_ = "string",
-        json_path = ".status.conditions[?(@.type==\"Valid\")].status"
-    ),
+    printcolumn(name = "Valid", type_ = "string", json_path = ".status.conditions[?(@.type==\"Valid\")].status"),
     printcolumn(name = "Time Zone", type_ = "string", json_path = ".spec.timeZone"),
-    printcolumn(
-        name = "Age",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp"
-    )
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct LdapSyncScheduleSpec {
@@ -103,9 +95,7 @@ pub struct WeeklySchedule {
 }
 
 /// A day of the week.
-#[derive(
-    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, JsonSchema,
-)]
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, JsonSchema)]
 pub enum Weekday {
     /// Monday.
     Monday,

@@ -40,28 +40,20 @@ impl DnsResolver {
         let provider = TokioRuntimeProvider::default();
         let mut builder = match server {
             Some(value) => {
-                let addr: SocketAddr = value.parse().map_err(|_| DnsError::InvalidServer {
-                    value: value.to_owned(),
-                })?;
+                let addr: SocketAddr =
+                    value.parse().map_err(|_| DnsError::InvalidServer { value: value.to_owned() })?;
                 let mut ns = NameServerConfig::udp_and_tcp(addr.ip());
                 for c in &mut ns.connections {
                     c.port = addr.port();
                 }
-                TokioResolver::builder_with_config(
-                    ResolverConfig::from_name_servers(vec![ns]),
-                    provider,
-                )
+                TokioResolver::builder_with_config(ResolverConfig::from_name_servers(vec![ns]), provider)
             }
-            None => TokioResolver::builder(provider).map_err(|e| DnsError::BuildResolver {
-                detail: e.to_string(),
-            })?,
+            None => TokioResolver::builder(provider).map_err(|e| DnsError::BuildResolver { detail: e.to_string() })?,
         };
         let opts = builder.options_mut();
         opts.timeout = timeout;
         opts.attempts = 2;
-        let inner = builder.build().map_err(|e| DnsError::BuildResolver {
-            detail: e.to_string(),
-        })?;
+        let inner = builder.build().map_err(|e| DnsError::BuildResolver { detail: e.to_string() })?;
         Ok(Self { inner })
     }
 
@@ -71,15 +63,10 @@ impl DnsResolver {
         let lookup = match self.inner.srv_lookup(fqdn.as_str()).await {
             Ok(lookup) => lookup,
             Err(e) if e.is_no_records_found() || e.is_nx_domain() => {
-                return Err(DnsError::NoSrvRecords {
-                    name: name.to_owned(),
-                });
+                return Err(DnsError::NoSrvRecords { name: name.to_owned() });
             }
             Err(e) => {
-                return Err(DnsError::Lookup {
-                    name: name.to_owned(),
-                    detail: e.to_string(),
-                });
+                return Err(DnsError::Lookup { name: name.to_owned(), detail: e.to_string() });
             }
         };
         let targets: Vec<SrvTarget> = lookup
@@ -96,9 +83,7 @@ impl DnsResolver {
             })
             .collect();
         if targets.is_empty() {
-            return Err(DnsError::NoSrvRecords {
-                name: name.to_owned(),
-            });
+            return Err(DnsError::NoSrvRecords { name: name.to_owned() });
         }
         Ok(targets)
     }
@@ -112,29 +97,14 @@ impl DnsResolver {
         match self.inner.lookup_ip(fqdn.as_str()).await {
             Ok(lookup) => {
                 let ips: Vec<IpAddr> = lookup.iter().collect();
-                if ips.is_empty() {
-                    Err(DnsError::NoAddress {
-                        host: host.to_owned(),
-                    })
-                } else {
-                    Ok(ips)
-                }
+                if ips.is_empty() { Err(DnsError::NoAddress { host: host.to_owned() }) } else { Ok(ips) }
             }
-            Err(e) if e.is_no_records_found() || e.is_nx_domain() => Err(DnsError::NoAddress {
-                host: host.to_owned(),
-            }),
-            Err(e) => Err(DnsError::Lookup {
-                name: host.to_owned(),
-                detail: e.to_string(),
-            }),
+            Err(e) if e.is_no_records_found() || e.is_nx_domain() => Err(DnsError::NoAddress { host: host.to_owned() }),
+            Err(e) => Err(DnsError::Lookup { name: host.to_owned(), detail: e.to_string() }),
         }
     }
 }
 
 fn fully_qualified(name: &str) -> String {
-    if name.ends_with('.') {
-        name.to_owned()
-    } else {
-        format!("{name}.")
-    }
+    if name.ends_with('.') { name.to_owned() } else { format!("{name}.") }
 }

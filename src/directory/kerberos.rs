@@ -37,9 +37,7 @@ pub struct KerberosCredential {
 
 impl std::fmt::Debug for KerberosCredential {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KerberosCredential")
-            .field("principal", &self.principal)
-            .finish_non_exhaustive()
+        f.debug_struct("KerberosCredential").field("principal", &self.principal).finish_non_exhaustive()
     }
 }
 
@@ -49,16 +47,9 @@ const KRB5_PRINCIPAL_NAME_OID: &[u8] = b"\x2a\x86\x48\x86\xf7\x12\x01\x02\x02\x0
 impl KerberosCredential {
     /// Checks the keytab (exactly one principal, matching `principal` when given) and acquires
     /// initiator credentials whose tickets live in the memory cache `cache_name` only.
-    pub fn acquire(
-        keytab_bytes: &[u8],
-        principal: Option<&str>,
-        cache_name: &str,
-    ) -> Result<Self, KerberosError> {
+    pub fn acquire(keytab_bytes: &[u8], principal: Option<&str>, cache_name: &str) -> Result<Self, KerberosError> {
         let summary = keytab::single_principal(keytab_bytes, principal)?;
-        let dir = tempfile::Builder::new()
-            .prefix("ldapsync-krb5-")
-            .tempdir()
-            .map_err(KerberosError::StageKeytab)?;
+        let dir = tempfile::Builder::new().prefix("ldapsync-krb5-").tempdir().map_err(KerberosError::StageKeytab)?;
         let path = dir.path().join("client.keytab");
         let mut file = std::fs::OpenOptions::new()
             .write(true)
@@ -66,19 +57,14 @@ impl KerberosCredential {
             .mode(0o600)
             .open(&path)
             .map_err(KerberosError::StageKeytab)?;
-        file.write_all(keytab_bytes)
-            .and_then(|()| file.sync_all())
-            .map_err(KerberosError::StageKeytab)?;
+        file.write_all(keytab_bytes).and_then(|()| file.sync_all()).map_err(KerberosError::StageKeytab)?;
         drop(file);
 
-        let fail = |detail: String| KerberosError::AcquireCredentials {
-            principal: summary.principal.clone(),
-            detail,
-        };
+        let fail = |detail: String| KerberosError::AcquireCredentials { principal: summary.principal.clone(), detail };
         let keytab_value = CString::new(format!("FILE:{}", path.display()))
             .map_err(|_| fail("keytab path contains a NUL byte".into()))?;
-        let ccache_value = CString::new(format!("MEMORY:{cache_name}"))
-            .map_err(|_| fail("cache name contains a NUL byte".into()))?;
+        let ccache_value =
+            CString::new(format!("MEMORY:{cache_name}")).map_err(|_| fail("cache name contains a NUL byte".into()))?;
         let name_bytes = summary.principal.as_bytes();
 
         // SAFETY: every pointer handed to GSSAPI points into locals that outlive the calls; the
@@ -99,14 +85,8 @@ impl KerberosCredential {
                 return Err(fail(gss_message(major, minor)));
             }
             let mut elements = [
-                sys::gss_key_value_element_struct {
-                    key: c"client_keytab".as_ptr(),
-                    value: keytab_value.as_ptr(),
-                },
-                sys::gss_key_value_element_struct {
-                    key: c"ccache".as_ptr(),
-                    value: ccache_value.as_ptr(),
-                },
+                sys::gss_key_value_element_struct { key: c"client_keytab".as_ptr(), value: keytab_value.as_ptr() },
+                sys::gss_key_value_element_struct { key: c"ccache".as_ptr(), value: ccache_value.as_ptr() },
             ];
             let store = sys::gss_key_value_set_struct {
                 count: elements.len() as sys::OM_uint32,
@@ -131,11 +111,7 @@ impl KerberosCredential {
             }
             libgssapi::credential::Cred::from(handle)
         };
-        Ok(Self {
-            principal: summary.principal,
-            cred,
-            _keytab_dir: dir,
-        })
+        Ok(Self { principal: summary.principal, cred, _keytab_dir: dir })
     }
 
     /// The principal these credentials belong to.
@@ -150,9 +126,5 @@ impl KerberosCredential {
 }
 
 fn gss_message(major: u32, minor: u32) -> String {
-    libgssapi::error::Error {
-        major: libgssapi::error::MajorFlags::from_bits_retain(major),
-        minor,
-    }
-    .to_string()
+    libgssapi::error::Error { major: libgssapi::error::MajorFlags::from_bits_retain(major), minor }.to_string()
 }

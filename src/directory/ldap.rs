@@ -73,46 +73,67 @@ pub struct LdapSession {
 }
 
 impl LdapSession {
-    /// Opens TCP to `endpoint`, then TLS as `transport` says. Does not bind.
-    pub async fn connect(
+    /// Connects and binds: the usual way to get a session. Kerberos on plain LDAP gets the
+    /// confidentiality layer (see `sealed`); everything else binds over ldap3's connection.
+    pub async fn open(
         endpoint: &ServerEndpoint,
         transport: &TransportSettings,
+        credentials: &BindCredentials,
     ) -> Result<Self, DirectoryError> {
+        #[cfg(feature = "kerberos")]
+        if let (TlsMode::None, BindCredentials::Kerberos(cred)) = (transport.mode, credentials) {
+            return Self::open_sealed(endpoint, transport, cred).await;
+        }
+        let mut session = Self::connect(endpoint, transport).await?;
+        session.bind(credentials).await?;
+        Ok(session)
+    }
+
+    #[cfg(feature = "kerberos")]
+    async fn open_sealed(
+        endpoint: &ServerEndpoint,
+        transport: &TransportSettings,
+        cred: &super::kerberos::KerberosCredential,
+    ) -> Result<Self, DirectoryError> {
+        use super::sealed::{SealedBindError, bind_sealed};
         let server = endpoint.to_string();
-        let service_host = transport
-            .server_name
-            .clone()
-            .unwrap_or_else(|| endpoint.host.clone());
-        let tcp = match tokio::time::timeout(
-            transport.connect_timeout,
-            TcpStream::connect(endpoint.addr),
-        )
-        .await
-        {
+        let service_host = transport.server_name.clone().unwrap_or_else(|| endpoint.host.clone());
+        let tcp = tcp_connect(endpoint, transport.connect_timeout).await?;
+        let bind = bind_sealed(tcp, cred.to_bind_credential(), &service_host);
+        let plain = match tokio::time::timeout(transport.operation_timeout, bind).await {
             Err(_) => {
-                return Err(DirectoryError::ConnectTimeout {
+                return Err(DirectoryError::OperationTimeout {
                     server,
-                    after: transport.connect_timeout,
+                    operation: "bind",
+                    after: transport.operation_timeout,
                 });
             }
-            Ok(Err(source)) => return Err(DirectoryError::ConnectLdap { server, source }),
-            Ok(Ok(tcp)) => tcp,
+            Ok(Err(SealedBindError::Refused { code, message })) => {
+                let detail = result_text(code, &message);
+                return Err(DirectoryError::BindLdap { server, identity: cred.principal().to_owned(), code, detail });
+            }
+            Ok(Err(SealedBindError::Io(source))) => return Err(DirectoryError::ConnectLdap { server, source }),
+            Ok(Err(e)) => return Err(DirectoryError::KerberosBind { server, detail: e.to_string() }),
+            Ok(Ok(plain)) => plain,
         };
-        let _ = tcp.set_nodelay(true);
-        let std_stream = tcp
-            .into_std()
-            .map_err(|source| DirectoryError::ConnectLdap {
-                server: server.clone(),
-                source,
-            })?;
-        let mut settings =
-            LdapConnSettings::new().set_std_stream(ldap3::StdStream::Tcp(std_stream));
+        let settings = LdapConnSettings::new().set_std_stream(ldap3::StdStream::Unix(plain));
+        let (conn, ldap) = LdapConnAsync::with_settings(settings, "ldapi:///").await.map_err(|e| {
+            DirectoryError::Operation { server: server.clone(), operation: "bind", detail: e.to_string() }
+        })?;
+        spawn_driver(conn);
+        Ok(Self { ldap, server, service_host, operation_timeout: transport.operation_timeout, tls: false })
+    }
+
+    /// Opens TCP to `endpoint`, then TLS as `transport` says. Does not bind.
+    pub async fn connect(endpoint: &ServerEndpoint, transport: &TransportSettings) -> Result<Self, DirectoryError> {
+        let server = endpoint.to_string();
+        let service_host = transport.server_name.clone().unwrap_or_else(|| endpoint.host.clone());
+        let tcp = tcp_connect(endpoint, transport.connect_timeout).await?;
+        let std_stream =
+            tcp.into_std().map_err(|source| DirectoryError::ConnectLdap { server: server.clone(), source })?;
+        let mut settings = LdapConnSettings::new().set_std_stream(ldap3::StdStream::Tcp(std_stream));
         // The URL carries the name TLS verifies; the socket is already connected to the address.
-        let host_in_url = if service_host.contains(':') {
-            format!("[{service_host}]")
-        } else {
-            service_host.clone()
-        };
+        let host_in_url = if service_host.contains(':') { format!("[{service_host}]") } else { service_host.clone() };
         let url = match transport.mode {
             TlsMode::Ldaps => format!("ldaps://{host_in_url}:{}", endpoint.addr.port()),
             TlsMode::StartTls | TlsMode::None => {
@@ -121,45 +142,24 @@ impl LdapSession {
         };
         let tls = transport.mode != TlsMode::None;
         if tls {
-            let config = transport
-                .tls
-                .clone()
-                .ok_or_else(|| DirectoryError::TlsHandshake {
-                    server: server.clone(),
-                    detail: "no TLS configuration was built".into(),
-                })?;
-            settings = settings
-                .set_config(config)
-                .set_starttls(transport.mode == TlsMode::StartTls);
+            let config = transport.tls.clone().ok_or_else(|| DirectoryError::TlsHandshake {
+                server: server.clone(),
+                detail: "no TLS configuration was built".into(),
+            })?;
+            settings = settings.set_config(config).set_starttls(transport.mode == TlsMode::StartTls);
         }
         let handshake = LdapConnAsync::with_settings(settings, &url);
         let (conn, ldap) = match tokio::time::timeout(transport.connect_timeout, handshake).await {
             Err(_) => {
-                return Err(DirectoryError::ConnectTimeout {
-                    server,
-                    after: transport.connect_timeout,
-                });
+                return Err(DirectoryError::ConnectTimeout { server, after: transport.connect_timeout });
             }
             Ok(Err(e)) => {
-                return Err(DirectoryError::TlsHandshake {
-                    server,
-                    detail: describe_tls_error(&e),
-                });
+                return Err(DirectoryError::TlsHandshake { server, detail: describe_tls_error(&e) });
             }
             Ok(Ok(pair)) => pair,
         };
-        tokio::spawn(async move {
-            if let Err(e) = conn.drive().await {
-                tracing::debug!(error = %e, "LDAP connection closed");
-            }
-        });
-        Ok(Self {
-            ldap,
-            server,
-            service_host,
-            operation_timeout: transport.operation_timeout,
-            tls,
-        })
+        spawn_driver(conn);
+        Ok(Self { ldap, server, service_host, operation_timeout: transport.operation_timeout, tls })
     }
 
     /// `host:port (ip)` of the server, for status and messages.
@@ -179,14 +179,12 @@ impl LdapSession {
         let timeout = self.operation_timeout;
         let result = match credentials {
             BindCredentials::Simple { bind_dn, password } => {
-                let password = password
-                    .expose_str()
-                    .ok_or_else(|| DirectoryError::BindLdap {
-                        server: self.server.clone(),
-                        identity: identity.clone(),
-                        code: 49,
-                        detail: "the password is not valid UTF-8".into(),
-                    })?;
+                let password = password.expose_str().ok_or_else(|| DirectoryError::BindLdap {
+                    server: self.server.clone(),
+                    identity: identity.clone(),
+                    code: 49,
+                    detail: "the password is not valid UTF-8".into(),
+                })?;
                 if password.is_empty() {
                     // An empty password would be an anonymous bind (RFC 4513 5.1.2): refuse it.
                     return Err(DirectoryError::BindLdap {
@@ -199,22 +197,23 @@ impl LdapSession {
                 tokio::time::timeout(timeout, self.ldap.simple_bind(bind_dn, password)).await
             }
             #[cfg(feature = "kerberos")]
+            BindCredentials::Kerberos(_) if !self.tls => {
+                // ldap3's own SASL layer loses data on large answers; `open` seals correctly.
+                return Err(DirectoryError::KerberosBind {
+                    server: self.server.clone(),
+                    detail: "Kerberos on plain LDAP needs the sealed session of LdapSession::open".into(),
+                });
+            }
+            #[cfg(feature = "kerberos")]
             BindCredentials::Kerberos(cred) => {
                 let host = self.service_host.clone();
-                tokio::time::timeout(
-                    timeout,
-                    self.ldap
-                        .sasl_gssapi_cred_bind(cred.to_bind_credential(), &host),
-                )
-                .await
+                tokio::time::timeout(timeout, self.ldap.sasl_gssapi_cred_bind(cred.to_bind_credential(), &host)).await
             }
         };
         match result {
-            Err(_) => Err(DirectoryError::OperationTimeout {
-                server: self.server.clone(),
-                operation: "bind",
-                after: timeout,
-            }),
+            Err(_) => {
+                Err(DirectoryError::OperationTimeout { server: self.server.clone(), operation: "bind", after: timeout })
+            }
             Ok(Ok(res)) if res.rc == 0 => Ok(()),
             Ok(Ok(res)) => Err(DirectoryError::BindLdap {
                 server: self.server.clone(),
@@ -222,21 +221,18 @@ impl LdapSession {
                 code: res.rc,
                 detail: result_text(res.rc, &res.text),
             }),
-            Ok(Err(LdapError::GssapiOperationError(detail))) => Err(DirectoryError::KerberosBind {
-                server: self.server.clone(),
-                detail,
-            }),
+            Ok(Err(LdapError::GssapiOperationError(detail))) => {
+                Err(DirectoryError::KerberosBind { server: self.server.clone(), detail })
+            }
             Ok(Err(LdapError::LdapResult { result })) => Err(DirectoryError::BindLdap {
                 server: self.server.clone(),
                 identity,
                 code: result.rc,
                 detail: result_text(result.rc, &result.text),
             }),
-            Ok(Err(e)) => Err(DirectoryError::Operation {
-                server: self.server.clone(),
-                operation: "bind",
-                detail: e.to_string(),
-            }),
+            Ok(Err(e)) => {
+                Err(DirectoryError::Operation { server: self.server.clone(), operation: "bind", detail: e.to_string() })
+            }
         }
     }
 
@@ -252,13 +248,9 @@ impl LdapSession {
     ) -> Result<u64, DirectoryError> {
         let timeout = self.operation_timeout;
         let page = i32::try_from(page_size).unwrap_or(i32::MAX).max(1);
-        let adapters: Vec<Box<dyn Adapter<'_, &str, Vec<&str>>>> = vec![
-            Box::new(EntriesOnly::new()),
-            Box::new(PagedResults::new(page)),
-        ];
-        let start =
-            self.ldap
-                .streaming_search_with(adapters, base, Scope::Subtree, filter, attrs.to_vec());
+        let adapters: Vec<Box<dyn Adapter<'_, &str, Vec<&str>>>> =
+            vec![Box::new(EntriesOnly::new()), Box::new(PagedResults::new(page))];
+        let start = self.ldap.streaming_search_with(adapters, base, Scope::Subtree, filter, attrs.to_vec());
         let mut stream = match tokio::time::timeout(timeout, start).await {
             Err(_) => return Err(self.timed_out("search")),
             Ok(Err(e)) => return Err(self.search_error(base, e)),
@@ -288,12 +280,43 @@ impl LdapSession {
         Ok(count)
     }
 
-    fn timed_out(&self, operation: &'static str) -> DirectoryError {
-        DirectoryError::OperationTimeout {
-            server: self.server.clone(),
-            operation,
-            after: self.operation_timeout,
+    /// Reads one entry (base scope), or `None` when it does not exist.
+    pub async fn read_entry(&mut self, dn: &str, attrs: &[&str]) -> Result<Option<SearchEntry>, DirectoryError> {
+        let timeout = self.operation_timeout;
+        let search = self.ldap.search(dn, Scope::Base, "(objectClass=*)", attrs.to_vec());
+        let result = match tokio::time::timeout(timeout, search).await {
+            Err(_) => return Err(self.timed_out("read")),
+            Ok(Err(e)) => return Err(self.search_error(dn, e)),
+            Ok(Ok(result)) => result,
+        };
+        match result.success() {
+            Ok((mut entries, _)) => Ok(entries.pop().map(SearchEntry::construct)),
+            Err(LdapError::LdapResult { result }) if result.rc == 32 => Ok(None),
+            Err(e) => Err(self.search_error(dn, e)),
         }
+    }
+
+    /// The server's RootDSE (naming contexts, supported controls and mechanisms, host name).
+    pub async fn root_dse(&mut self) -> Result<SearchEntry, DirectoryError> {
+        let attrs = [
+            "defaultNamingContext",
+            "namingContexts",
+            "supportedControl",
+            "supportedSASLMechanisms",
+            "supportedLDAPVersion",
+            "dnsHostName",
+            "vendorName",
+            "vendorVersion",
+        ];
+        self.read_entry("", &attrs).await?.ok_or_else(|| DirectoryError::Operation {
+            server: self.server.clone(),
+            operation: "read RootDSE",
+            detail: "the server returned no RootDSE".into(),
+        })
+    }
+
+    fn timed_out(&self, operation: &'static str) -> DirectoryError {
+        DirectoryError::OperationTimeout { server: self.server.clone(), operation, after: self.operation_timeout }
     }
 
     fn search_error(&self, base: &str, e: LdapError) -> DirectoryError {
@@ -304,9 +327,7 @@ impl LdapSession {
                 code: result.rc,
                 detail: result_text(result.rc, &result.text),
             },
-            LdapError::FilterParsing => DirectoryError::InvalidFilter {
-                detail: "the filter does not parse".into(),
-            },
+            LdapError::FilterParsing => DirectoryError::InvalidFilter { detail: "the filter does not parse".into() },
             other => DirectoryError::Operation {
                 server: self.server.clone(),
                 operation: "search",
@@ -319,6 +340,26 @@ impl LdapSession {
     pub async fn close(mut self) {
         let _ = tokio::time::timeout(Duration::from_secs(2), self.ldap.unbind()).await;
     }
+}
+
+async fn tcp_connect(endpoint: &ServerEndpoint, timeout: Duration) -> Result<TcpStream, DirectoryError> {
+    let server = endpoint.to_string();
+    match tokio::time::timeout(timeout, TcpStream::connect(endpoint.addr)).await {
+        Err(_) => Err(DirectoryError::ConnectTimeout { server, after: timeout }),
+        Ok(Err(source)) => Err(DirectoryError::ConnectLdap { server, source }),
+        Ok(Ok(tcp)) => {
+            let _ = tcp.set_nodelay(true);
+            Ok(tcp)
+        }
+    }
+}
+
+fn spawn_driver(conn: LdapConnAsync) {
+    tokio::spawn(async move {
+        if let Err(e) = conn.drive().await {
+            tracing::debug!(error = %e, "LDAP connection closed");
+        }
+    });
 }
 
 fn result_text(code: u32, text: &str) -> String {
@@ -347,10 +388,7 @@ fn result_text(code: u32, text: &str) -> String {
 /// Finds the rustls error inside ldap3's error chain, so "unknown issuer" reads as such.
 fn describe_tls_error(e: &LdapError) -> String {
     match e {
-        LdapError::Io { source } => match source
-            .get_ref()
-            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-        {
+        LdapError::Io { source } => match source.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
             Some(tls) => format!("certificate or handshake error: {tls}"),
             None => format!("{source}"),
         },
@@ -377,15 +415,9 @@ mod tests {
 
     #[test]
     fn endpoint_display_shows_name_and_address() {
-        let e = ServerEndpoint {
-            host: "dc1.corp.example.test".into(),
-            addr: "127.0.0.1:389".parse().expect("addr"),
-        };
+        let e = ServerEndpoint { host: "dc1.corp.example.test".into(), addr: "127.0.0.1:389".parse().expect("addr") };
         assert_eq!(e.to_string(), "dc1.corp.example.test:389 (127.0.0.1)");
-        let ip = ServerEndpoint {
-            host: "127.0.0.1".into(),
-            addr: "127.0.0.1:636".parse().expect("addr"),
-        };
+        let ip = ServerEndpoint { host: "127.0.0.1".into(), addr: "127.0.0.1:636".parse().expect("addr") };
         assert_eq!(ip.to_string(), "127.0.0.1:636");
     }
 }

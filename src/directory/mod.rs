@@ -4,6 +4,9 @@ pub mod dns;
 #[cfg(feature = "kerberos")]
 pub mod kerberos;
 pub mod ldap;
+#[cfg(feature = "kerberos")]
+pub mod sealed;
+pub mod sync;
 pub mod tls;
 
 use std::time::Duration;
@@ -17,47 +20,26 @@ pub enum DirectoryError {
     #[error("TLS settings: {0}")]
     TlsConfig(#[from] tls::TlsConfigError),
     #[error("cannot connect to {server}: {source}")]
-    ConnectLdap {
-        server: String,
-        source: std::io::Error,
-    },
+    ConnectLdap { server: String, source: std::io::Error },
     #[error("connecting to {server} timed out after {after:?}")]
     ConnectTimeout { server: String, after: Duration },
     #[error("TLS with {server} failed: {detail}")]
     TlsHandshake { server: String, detail: String },
     #[error("bind to {server} as {identity} failed: {detail} (LDAP result {code})")]
-    BindLdap {
-        server: String,
-        identity: String,
-        code: u32,
-        detail: String,
-    },
+    BindLdap { server: String, identity: String, code: u32, detail: String },
     #[error("Kerberos bind to {server} failed: {detail}")]
     KerberosBind { server: String, detail: String },
     #[cfg(feature = "kerberos")]
     #[error(transparent)]
     Kerberos(#[from] kerberos::KerberosError),
     #[error("{operation} on {server} timed out after {after:?}")]
-    OperationTimeout {
-        server: String,
-        operation: &'static str,
-        after: Duration,
-    },
+    OperationTimeout { server: String, operation: &'static str, after: Duration },
     #[error("search of {base} on {server} failed: {detail} (LDAP result {code})")]
-    Search {
-        server: String,
-        base: String,
-        code: u32,
-        detail: String,
-    },
+    Search { server: String, base: String, code: u32, detail: String },
     #[error("invalid LDAP filter: {detail}")]
     InvalidFilter { detail: String },
     #[error("{operation} on {server} failed: {detail}")]
-    Operation {
-        server: String,
-        operation: &'static str,
-        detail: String,
-    },
+    Operation { server: String, operation: &'static str, detail: String },
 }
 
 impl DirectoryError {

@@ -24,16 +24,11 @@ pub enum TlsConfigError {
 }
 
 /// Builds a client configuration. `ca_pem`: trusted CAs; `None` uses the system's roots.
-pub fn client_config(
-    ca_pem: Option<&[u8]>,
-    insecure_skip_verify: bool,
-) -> Result<Arc<ClientConfig>, TlsConfigError> {
+pub fn client_config(ca_pem: Option<&[u8]>, insecure_skip_verify: bool) -> Result<Arc<ClientConfig>, TlsConfigError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| TlsConfigError::Build {
-            detail: e.to_string(),
-        })?;
+        .map_err(|e| TlsConfigError::Build { detail: e.to_string() })?;
     let config = if insecure_skip_verify {
         builder
             .dangerous()
@@ -42,9 +37,7 @@ pub fn client_config(
             }))
             .with_no_client_auth()
     } else {
-        builder
-            .with_root_certificates(root_store(ca_pem)?)
-            .with_no_client_auth()
+        builder.with_root_certificates(root_store(ca_pem)?).with_no_client_auth()
     };
     Ok(Arc::new(config))
 }
@@ -55,19 +48,12 @@ fn root_store(ca_pem: Option<&[u8]>) -> Result<RootCertStore, TlsConfigError> {
         Some(pem) => {
             let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem)
                 .collect::<Result<_, _>>()
-                .map_err(|e| TlsConfigError::InvalidPem {
-                    detail: e.to_string(),
-                })?;
+                .map_err(|e| TlsConfigError::InvalidPem { detail: e.to_string() })?;
             if certs.is_empty() {
                 return Err(TlsConfigError::NoCertificates);
             }
             for (index, cert) in certs.into_iter().enumerate() {
-                roots
-                    .add(cert)
-                    .map_err(|e| TlsConfigError::InvalidCertificate {
-                        index,
-                        detail: e.to_string(),
-                    })?;
+                roots.add(cert).map_err(|e| TlsConfigError::InvalidCertificate { index, detail: e.to_string() })?;
             }
         }
         None => {

@@ -7,10 +7,7 @@ const MAX_ADDRESS_LEN: usize = 320;
 /// The normalised (trimmed, lowercased) form of an address, or `None` when it is not one.
 pub fn normalize_address(raw: &str) -> Option<String> {
     let value = raw.trim();
-    if value.is_empty()
-        || value.len() > MAX_ADDRESS_LEN
-        || value.chars().any(|c| c.is_whitespace() || c.is_control())
-    {
+    if value.is_empty() || value.len() > MAX_ADDRESS_LEN || value.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return None;
     }
     let (local, domain) = value.rsplit_once('@')?;
@@ -46,11 +43,7 @@ impl AddressSet {
     /// Adds the values of one attribute. `proxy` selects proxyAddresses parsing.
     pub fn add_values<'a>(&mut self, proxy: bool, values: impl IntoIterator<Item = &'a str>) {
         for raw in values {
-            let parsed = if proxy {
-                parse_proxy_address(raw)
-            } else {
-                normalize_address(raw).map(|a| (false, a))
-            };
+            let parsed = if proxy { parse_proxy_address(raw) } else { normalize_address(raw).map(|a| (false, a)) };
             if let Some((primary, address)) = parsed {
                 if primary && self.primary.is_none() {
                     self.primary = Some(address.clone());
@@ -76,14 +69,8 @@ mod tests {
     #[test]
     fn proxy_addresses_by_type() {
         let cases = [
-            (
-                "SMTP:Alice@Corp.Example.com",
-                Some((true, "alice@corp.example.com")),
-            ),
-            (
-                "smtp:a.l@alias.example.com",
-                Some((false, "a.l@alias.example.com")),
-            ),
+            ("SMTP:Alice@Corp.Example.com", Some((true, "alice@corp.example.com"))),
+            ("smtp:a.l@alias.example.com", Some((false, "a.l@alias.example.com"))),
             ("Smtp:x@y.example", Some((false, "x@y.example"))),
             ("X500:/o=Corp/ou=Exchange/cn=Recipients/cn=alice", None),
             ("SIP:alice@corp.example.com", None),
@@ -93,20 +80,13 @@ mod tests {
             ("no-colon", None),
         ];
         for (raw, want) in cases {
-            assert_eq!(
-                parse_proxy_address(raw),
-                want.map(|(p, a)| (p, a.to_owned())),
-                "{raw}"
-            );
+            assert_eq!(parse_proxy_address(raw), want.map(|(p, a)| (p, a.to_owned())), "{raw}");
         }
     }
 
     #[test]
     fn plain_addresses() {
-        assert_eq!(
-            normalize_address("  Bob@Example.COM "),
-            Some("bob@example.com".into())
-        );
+        assert_eq!(normalize_address("  Bob@Example.COM "), Some("bob@example.com".into()));
         for bad in [
             "",
             "bob",
@@ -119,32 +99,19 @@ mod tests {
         ] {
             assert_eq!(normalize_address(bad), None, "{bad:?}");
         }
-        assert_eq!(
-            normalize_address(&format!("{}@example.com", "a".repeat(400))),
-            None
-        );
+        assert_eq!(normalize_address(&format!("{}@example.com", "a".repeat(400))), None);
     }
 
     #[test]
     fn primary_prefers_smtp_then_first_and_set_is_sorted_distinct() {
         let mut s = AddressSet::default();
         s.add_values(false, ["alice@corp.example.com"]);
-        s.add_values(
-            true,
-            [
-                "smtp:z@alias.example.com",
-                "SMTP:Alice@Corp.Example.com",
-                "X500:/o=x",
-            ],
-        );
+        s.add_values(true, ["smtp:z@alias.example.com", "SMTP:Alice@Corp.Example.com", "X500:/o=x"]);
         assert_eq!(
             s.finish(),
             (
                 Some("alice@corp.example.com".into()),
-                vec![
-                    "alice@corp.example.com".into(),
-                    "z@alias.example.com".into()
-                ]
+                vec!["alice@corp.example.com".into(), "z@alias.example.com".into()]
             )
         );
         let mut only_mail = AddressSet::default();

@@ -28,9 +28,7 @@ const ZSTD_LEVEL: i32 = 3;
 pub enum CodecError {
     #[error("not a snapshot: wrong magic")]
     BadMagic,
-    #[error(
-        "snapshot format version {found} is not supported (this build reads version {VERSION})"
-    )]
+    #[error("snapshot format version {found} is not supported (this build reads version {VERSION})")]
     UnknownVersion { found: u16 },
     #[error("snapshot is truncated: {have} bytes, expected {want}")]
     Truncated { have: u64, want: u64 },
@@ -52,8 +50,7 @@ pub struct Encoded {
 
 pub fn encode(snapshot: &Snapshot) -> Result<Encoded, CodecError> {
     let raw = postcard::to_allocvec(snapshot).map_err(|e| CodecError::Encode(e.to_string()))?;
-    let compressed =
-        zstd::bulk::compress(&raw, ZSTD_LEVEL).map_err(|e| CodecError::Encode(e.to_string()))?;
+    let compressed = zstd::bulk::compress(&raw, ZSTD_LEVEL).map_err(|e| CodecError::Encode(e.to_string()))?;
     let mut bytes = Vec::with_capacity(HEADER_LEN + compressed.len());
     bytes.extend_from_slice(MAGIC);
     bytes.extend_from_slice(&VERSION.to_be_bytes());
@@ -71,10 +68,7 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot, CodecError> {
         return Err(CodecError::BadMagic);
     }
     if bytes.len() < HEADER_LEN {
-        return Err(CodecError::Truncated {
-            have: bytes.len() as u64,
-            want: HEADER_LEN as u64,
-        });
+        return Err(CodecError::Truncated { have: bytes.len() as u64, want: HEADER_LEN as u64 });
     }
     let version = u16::from_be_bytes([bytes[8], bytes[9]]);
     if version != VERSION {
@@ -88,27 +82,18 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot, CodecError> {
     let (raw_len, compressed_len) = (be64(12), be64(20));
     let want = HEADER_LEN as u64 + compressed_len;
     if bytes.len() as u64 != want {
-        return Err(CodecError::Truncated {
-            have: bytes.len() as u64,
-            want,
-        });
+        return Err(CodecError::Truncated { have: bytes.len() as u64, want });
     }
     let payload = &bytes[HEADER_LEN..];
     if Sha256::digest(payload).as_slice() != &bytes[28..60] {
         return Err(CodecError::BadChecksum);
     }
     if raw_len > MAX_PAYLOAD {
-        return Err(CodecError::Corrupt(format!(
-            "declared size {raw_len} is too large"
-        )));
+        return Err(CodecError::Corrupt(format!("declared size {raw_len} is too large")));
     }
-    let raw = zstd::bulk::decompress(payload, raw_len as usize)
-        .map_err(|e| CodecError::Corrupt(e.to_string()))?;
+    let raw = zstd::bulk::decompress(payload, raw_len as usize).map_err(|e| CodecError::Corrupt(e.to_string()))?;
     if raw.len() as u64 != raw_len {
-        return Err(CodecError::Corrupt(format!(
-            "payload is {} bytes, header says {raw_len}",
-            raw.len()
-        )));
+        return Err(CodecError::Corrupt(format!("payload is {} bytes, header says {raw_len}", raw.len())));
     }
     postcard::from_bytes(&raw).map_err(|e| CodecError::Corrupt(e.to_string()))
 }
@@ -129,22 +114,14 @@ mod tests {
 
     pub(crate) fn sample(n: u32) -> Snapshot {
         Snapshot {
-            connection: ConnectionRef {
-                namespace: "mail".into(),
-                name: "corp".into(),
-                uid: "u-1".into(),
-            },
+            connection: ConnectionRef { namespace: "mail".into(), name: "corp".into(), uid: "u-1".into() },
             domain: "corp.example.com".into(),
             search_base: "DC=corp,DC=example,DC=com".into(),
             taken_at: 1_790_000_000,
             server: "dc1.corp.example.com:389".into(),
             objects: (0..n)
                 .map(|i| DirObject {
-                    kind: if i % 10 == 0 {
-                        ObjectKind::Group
-                    } else {
-                        ObjectKind::User
-                    },
+                    kind: if i % 10 == 0 { ObjectKind::Group } else { ObjectKind::User },
                     dn: format!("CN=u{i},DC=corp,DC=example,DC=com"),
                     id: format!("{i:08x}-0000-0000-0000-000000000000"),
                     account_name: Some(format!("u{i}")),
@@ -153,11 +130,7 @@ mod tests {
                     disabled: i % 7 == 0,
                     primary_address: Some(format!("u{i}@corp.example.com")),
                     addresses: vec![format!("u{i}@corp.example.com")],
-                    member_of: if i % 10 == 0 {
-                        vec![]
-                    } else {
-                        vec![i / 10 * 10]
-                    },
+                    member_of: if i % 10 == 0 { vec![] } else { vec![i / 10 * 10] },
                 })
                 .collect(),
             unresolved_members: 3,

@@ -29,11 +29,7 @@ pub struct DeletionHeld {
 /// Objects of `previous` that `next` no longer has (by stable id).
 pub fn deleted_objects(previous: &Snapshot, next: &Snapshot) -> u64 {
     let kept: HashSet<&str> = next.objects.iter().map(|o| o.id.as_str()).collect();
-    previous
-        .objects
-        .iter()
-        .filter(|o| !kept.contains(o.id.as_str()))
-        .count() as u64
+    previous.objects.iter().filter(|o| !kept.contains(o.id.as_str())).count() as u64
 }
 
 /// Checks `next` against `previous`. `approved_hash` lets exactly the snapshot with that hash through.
@@ -50,8 +46,7 @@ pub fn check_deletions(
     let deleted = deleted_objects(previous, next);
     let total = previous.objects.len() as u64;
     let over_count = limits.max_objects > 0 && deleted > limits.max_objects;
-    let over_percent =
-        limits.max_percent > 0 && total > 0 && deleted * 100 > limits.max_percent * total;
+    let over_percent = limits.max_percent > 0 && total > 0 && deleted * 100 > limits.max_percent * total;
     if (over_count || over_percent) && approved_hash != Some(next_hash) {
         return Err(DeletionHeld {
             previous: total,
@@ -95,99 +90,39 @@ mod tests {
         }
     }
 
-    const DEFAULT: DeletionLimits = DeletionLimits {
-        max_objects: 500,
-        max_percent: 20,
-    };
+    const DEFAULT: DeletionLimits = DeletionLimits { max_objects: 500, max_percent: 20 };
 
     #[test]
     fn table_of_limits() {
         let cases = [
             ("first sync", None, snap(0..10), DEFAULT, None, Ok(0)),
-            (
-                "small change",
-                Some(snap(0..1000)),
-                snap(10..1000),
-                DEFAULT,
-                None,
-                Ok(10),
-            ),
-            (
-                "exactly 20 %",
-                Some(snap(0..100)),
-                snap(20..100),
-                DEFAULT,
-                None,
-                Ok(20),
-            ),
-            (
-                "over 20 %",
-                Some(snap(0..100)),
-                snap(21..100),
-                DEFAULT,
-                None,
-                Err(21),
-            ),
-            (
-                "over 500",
-                Some(snap(0..10_000)),
-                snap(501..10_000),
-                DEFAULT,
-                None,
-                Err(501),
-            ),
-            (
-                "everything gone",
-                Some(snap(0..10)),
-                snap(0..0),
-                DEFAULT,
-                None,
-                Err(10),
-            ),
+            ("small change", Some(snap(0..1000)), snap(10..1000), DEFAULT, None, Ok(10)),
+            ("exactly 20 %", Some(snap(0..100)), snap(20..100), DEFAULT, None, Ok(20)),
+            ("over 20 %", Some(snap(0..100)), snap(21..100), DEFAULT, None, Err(21)),
+            ("over 500", Some(snap(0..10_000)), snap(501..10_000), DEFAULT, None, Err(501)),
+            ("everything gone", Some(snap(0..10)), snap(0..0), DEFAULT, None, Err(10)),
             (
                 "limits off",
                 Some(snap(0..10)),
                 snap(0..0),
-                DeletionLimits {
-                    max_objects: 0,
-                    max_percent: 0,
-                },
+                DeletionLimits { max_objects: 0, max_percent: 0 },
                 None,
                 Ok(10),
             ),
-            (
-                "approved",
-                Some(snap(0..10)),
-                snap(0..0),
-                DEFAULT,
-                Some("h1"),
-                Ok(10),
-            ),
-            (
-                "approval of another snapshot",
-                Some(snap(0..10)),
-                snap(0..0),
-                DEFAULT,
-                Some("h0"),
-                Err(10),
-            ),
+            ("approved", Some(snap(0..10)), snap(0..0), DEFAULT, Some("h1"), Ok(10)),
+            ("approval of another snapshot", Some(snap(0..10)), snap(0..0), DEFAULT, Some("h0"), Err(10)),
         ];
         for (name, prev, next, limits, approval, want) in cases {
-            let got = check_deletions(prev.as_ref(), &next, "h1", limits, approval)
-                .map_err(|h| h.deleted);
+            let got = check_deletions(prev.as_ref(), &next, "h1", limits, approval).map_err(|h| h.deleted);
             assert_eq!(got, want, "{name}");
         }
     }
 
     #[test]
     fn the_hold_message_names_the_numbers_and_the_hash() {
-        let held = check_deletions(Some(&snap(0..100)), &snap(50..100), "abc123", DEFAULT, None)
-            .expect_err("held");
+        let held = check_deletions(Some(&snap(0..100)), &snap(50..100), "abc123", DEFAULT, None).expect_err("held");
         assert_eq!((held.previous, held.next, held.deleted), (100, 50, 50));
         let msg = held.to_string();
-        assert!(
-            msg.contains("remove 50 of 100") && msg.contains("abc123"),
-            "{msg}"
-        );
+        assert!(msg.contains("remove 50 of 100") && msg.contains("abc123"), "{msg}");
     }
 }

@@ -95,11 +95,7 @@ impl Dn {
                 AvaValue::Binary(_) => None,
             })
             .collect();
-        if labels.is_empty() {
-            None
-        } else {
-            Some(labels.into_iter().rev().collect::<Vec<_>>().join("."))
-        }
+        if labels.is_empty() { None } else { Some(labels.into_iter().rev().collect::<Vec<_>>().join(".")) }
     }
 }
 
@@ -162,8 +158,7 @@ fn parse_rdn(b: &[u8], mut pos: usize, index: usize) -> Result<(Vec<Ava>, usize,
             pos += 1;
         }
         let type_start = pos;
-        while pos < b.len() && b[pos] != b'=' && b[pos] != b',' && b[pos] != b';' && b[pos] != b'+'
-        {
+        while pos < b.len() && b[pos] != b'=' && b[pos] != b',' && b[pos] != b';' && b[pos] != b'+' {
             pos += 1;
         }
         if pos >= b.len() || b[pos] != b'=' {
@@ -172,40 +167,23 @@ fn parse_rdn(b: &[u8], mut pos: usize, index: usize) -> Result<(Vec<Ava>, usize,
             }
             return Err(DnError::MissingEquals { index, offset: pos });
         }
-        let raw_type = String::from_utf8_lossy(&b[type_start..pos])
-            .trim()
-            .to_ascii_lowercase();
+        let raw_type = String::from_utf8_lossy(&b[type_start..pos]).trim().to_ascii_lowercase();
         if raw_type.is_empty() {
-            return Err(DnError::EmptyType {
-                index,
-                offset: type_start,
-            });
+            return Err(DnError::EmptyType { index, offset: type_start });
         }
-        let attr = raw_type
-            .strip_prefix("oid.")
-            .unwrap_or(&raw_type)
-            .to_owned();
+        let attr = raw_type.strip_prefix("oid.").unwrap_or(&raw_type).to_owned();
         let valid = attr.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
             && attr.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-            || (!attr.is_empty()
-                && attr
-                    .split('.')
-                    .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit())));
+            || (!attr.is_empty() && attr.split('.').all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit())));
         if !valid {
-            return Err(DnError::InvalidType {
-                index,
-                found: raw_type,
-            });
+            return Err(DnError::InvalidType { index, found: raw_type });
         }
         pos += 1; // '='
         while pos < b.len() && b[pos] == b' ' {
             pos += 1;
         }
-        let (value, next) = if pos < b.len() && b[pos] == b'#' {
-            parse_hex_value(b, pos)?
-        } else {
-            parse_text_value(b, pos)?
-        };
+        let (value, next) =
+            if pos < b.len() && b[pos] == b'#' { parse_hex_value(b, pos)? } else { parse_text_value(b, pos)? };
         avas.push(Ava { attr, value });
         pos = next;
         while pos < b.len() && b[pos] == b' ' {
@@ -234,10 +212,7 @@ fn parse_hex_value(b: &[u8], start: usize) -> Result<(AvaValue, usize), DnError>
     let mut bytes = Vec::new();
     while pos < b.len() && b[pos].is_ascii_hexdigit() {
         let hi = hex(b[pos]);
-        let lo = b
-            .get(pos + 1)
-            .copied()
-            .and_then(|c| c.is_ascii_hexdigit().then(|| hex(c)));
+        let lo = b.get(pos + 1).copied().and_then(|c| c.is_ascii_hexdigit().then(|| hex(c)));
         match lo {
             Some(lo) => bytes.push(hi << 4 | lo),
             None => return Err(DnError::InvalidHex { offset: pos }),
@@ -271,18 +246,13 @@ fn parse_text_value(b: &[u8], mut pos: usize) -> Result<(AvaValue, usize), DnErr
         let mut significant = 0;
         while pos < b.len() && !matches!(b[pos], b',' | b';' | b'+') {
             if b[pos] == b'\\' {
-                let next = *b
-                    .get(pos + 1)
-                    .ok_or(DnError::InvalidEscape { offset: pos })?;
+                let next = *b.get(pos + 1).ok_or(DnError::InvalidEscape { offset: pos })?;
                 if next.is_ascii_hexdigit() {
                     let lo = b.get(pos + 2).copied().filter(u8::is_ascii_hexdigit);
                     let lo = lo.ok_or(DnError::InvalidEscape { offset: pos })?;
                     out.push(hex(next) << 4 | hex(lo));
                     pos += 3;
-                } else if matches!(
-                    next,
-                    b' ' | b'"' | b'#' | b'+' | b',' | b';' | b'<' | b'=' | b'>' | b'\\'
-                ) {
+                } else if matches!(next, b' ' | b'"' | b'#' | b'+' | b',' | b';' | b'<' | b'=' | b'>' | b'\\') {
                     out.push(next);
                     pos += 2;
                 } else {
@@ -336,14 +306,8 @@ mod tests {
     #[test]
     fn equal_dns_normalise_equally() {
         let same = [
-            (
-                "OU=Staff,DC=corp,DC=example,DC=com",
-                "ou=staff,dc=corp,dc=example,dc=com",
-            ),
-            (
-                "ou = Staff , dc=Corp,dc=Example,dc=COM",
-                "ou=staff,dc=corp,dc=example,dc=com",
-            ),
+            ("OU=Staff,DC=corp,DC=example,DC=com", "ou=staff,dc=corp,dc=example,dc=com"),
+            ("ou = Staff , dc=Corp,dc=Example,dc=COM", "ou=staff,dc=corp,dc=example,dc=com"),
             ("OID.2.5.4.11=Staff;DC=corp", "2.5.4.11=staff,dc=corp"),
             ("CN=Smith\\, John,OU=Staff", "cn=smith\\, john,ou=staff"),
             ("CN=Smith\\2C John,OU=Staff", "cn=smith\\, john,ou=staff"),
@@ -369,27 +333,9 @@ mod tests {
             ("", DnError::Empty),
             ("   ", DnError::Empty),
             ("OU=Staff,", DnError::EmptyRdn { offset: 9 }),
-            (
-                "Staff",
-                DnError::MissingEquals {
-                    index: 0,
-                    offset: 5,
-                },
-            ),
-            (
-                "=x",
-                DnError::EmptyType {
-                    index: 0,
-                    offset: 0,
-                },
-            ),
-            (
-                "O U=x",
-                DnError::InvalidType {
-                    index: 0,
-                    found: "o u".into(),
-                },
-            ),
+            ("Staff", DnError::MissingEquals { index: 0, offset: 5 }),
+            ("=x", DnError::EmptyType { index: 0, offset: 0 }),
+            ("O U=x", DnError::InvalidType { index: 0, found: "o u".into() }),
             ("CN=a\\", DnError::InvalidEscape { offset: 4 }),
             ("CN=a\\zz", DnError::InvalidEscape { offset: 4 }),
             ("CN=#0g", DnError::InvalidHex { offset: 4 }),
@@ -414,11 +360,7 @@ mod tests {
 
     #[test]
     fn normal_form_round_trips() {
-        for input in [
-            "CN=Smith\\, John+UID=js,OU=A\\+B,DC=x",
-            "cn=\\#x\\ ,o=\\\"q\\\"",
-            "CN=#0102,O=y",
-        ] {
+        for input in ["CN=Smith\\, John+UID=js,OU=A\\+B,DC=x", "cn=\\#x\\ ,o=\\\"q\\\"", "CN=#0102,O=y"] {
             let once = normalize(input).expect("parses");
             assert_eq!(normalize(&once).as_deref(), Ok(once.as_str()), "{input}");
         }

@@ -55,19 +55,13 @@ pub fn find_duplicates<'a>(snapshots: impl IntoIterator<Item = &'a Snapshot>) ->
     for (address, holders) in &addresses {
         if holders.len() > 1 {
             report.addresses += 1;
-            examples.push(format!(
-                "address {address}: {} and {}",
-                holders[0], holders[1]
-            ));
+            examples.push(format!("address {address}: {} and {}", holders[0], holders[1]));
         }
     }
     for (name, holders) in &names {
         if holders.len() > 1 {
             report.user_names += 1;
-            examples.push(format!(
-                "user name {name}: {} and {}",
-                holders[0], holders[1]
-            ));
+            examples.push(format!("user name {name}: {} and {}", holders[0], holders[1]));
         }
     }
     examples.truncate(MAX_EXAMPLES);
@@ -83,13 +77,7 @@ struct Holder<'a> {
 
 impl std::fmt::Display for Holder<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} {} ({})",
-            self.object.kind.as_str(),
-            self.object.dn,
-            self.connection
-        )
+        write!(f, "{} {} ({})", self.object.kind.as_str(), self.object.dn, self.connection)
     }
 }
 
@@ -115,11 +103,7 @@ mod tests {
 
     fn snap(name: &str, objects: Vec<DirObject>) -> Snapshot {
         Snapshot {
-            connection: ConnectionRef {
-                namespace: "ns".into(),
-                name: name.into(),
-                uid: name.into(),
-            },
+            connection: ConnectionRef { namespace: "ns".into(), name: name.into(), uid: name.into() },
             domain: "corp.example.com".into(),
             search_base: "DC=corp".into(),
             taken_at: 0,
@@ -135,41 +119,16 @@ mod tests {
         let a = snap(
             "staff",
             vec![
-                obj(
-                    User,
-                    "CN=Frank,OU=Staff",
-                    Some("frank"),
-                    &["frank@corp.example.com", "helpdesk@corp.example.com"],
-                ),
-                obj(
-                    Group,
-                    "CN=Helpdesk,OU=Groups",
-                    Some("Helpdesk"),
-                    &["helpdesk@corp.example.com"],
-                ),
-                obj(
-                    User,
-                    "CN=Alice,OU=Staff",
-                    Some("alice"),
-                    &["alice@corp.example.com"],
-                ),
+                obj(User, "CN=Frank,OU=Staff", Some("frank"), &["frank@corp.example.com", "helpdesk@corp.example.com"]),
+                obj(Group, "CN=Helpdesk,OU=Groups", Some("Helpdesk"), &["helpdesk@corp.example.com"]),
+                obj(User, "CN=Alice,OU=Staff", Some("alice"), &["alice@corp.example.com"]),
             ],
         );
         let b = snap(
             "contractors",
             vec![
-                obj(
-                    User,
-                    "CN=Alice2,OU=Contractors",
-                    Some("ALICE"),
-                    &["alice2@corp.example.com"],
-                ),
-                obj(
-                    Contact,
-                    "CN=Ext,OU=Contractors",
-                    None,
-                    &["alice@corp.example.com"],
-                ),
+                obj(User, "CN=Alice2,OU=Contractors", Some("ALICE"), &["alice2@corp.example.com"]),
+                obj(Contact, "CN=Ext,OU=Contractors", None, &["alice@corp.example.com"]),
             ],
         );
         let r = find_duplicates([&a, &b]);
@@ -179,21 +138,9 @@ mod tests {
             r.examples[0],
             "address alice@corp.example.com: user CN=Alice,OU=Staff (staff) and contact CN=Ext,OU=Contractors (contractors)"
         );
-        assert!(
-            r.examples
-                .iter()
-                .any(|e| e.starts_with("address helpdesk@corp.example.com: user CN=Frank"))
-        );
-        assert!(
-            r.examples
-                .iter()
-                .any(|e| e.starts_with("user name alice: "))
-        );
-        assert!(
-            r.examples
-                .iter()
-                .any(|e| e.starts_with("user name alice@corp.example.com: "))
-        );
+        assert!(r.examples.iter().any(|e| e.starts_with("address helpdesk@corp.example.com: user CN=Frank")));
+        assert!(r.examples.iter().any(|e| e.starts_with("user name alice: ")));
+        assert!(r.examples.iter().any(|e| e.starts_with("user name alice@corp.example.com: ")));
     }
 
     #[test]

@@ -55,24 +55,17 @@ pub fn keytab_principals(bytes: &[u8]) -> Result<Vec<(String, usize)>, KeytabErr
         let end = start
             .checked_add(size)
             .filter(|e| *e <= bytes.len())
-            .ok_or(KeytabError::Malformed {
-                offset: start,
-                what: "record longer than the file",
-            })?;
+            .ok_or(KeytabError::Malformed { offset: start, what: "record longer than the file" })?;
         if len < 0 {
             r.pos = end; // a hole left by a deleted entry
             continue;
         }
-        let mut rec = Reader {
-            bytes: &bytes[..end],
-            pos: start,
-        };
+        let mut rec = Reader { bytes: &bytes[..end], pos: start };
         let mut components = rec.u16("component count")? as usize;
         if realm_counted {
-            components = components.checked_sub(1).ok_or(KeytabError::Malformed {
-                offset: start,
-                what: "component count of zero",
-            })?;
+            components = components
+                .checked_sub(1)
+                .ok_or(KeytabError::Malformed { offset: start, what: "component count of zero" })?;
         }
         let realm = rec.counted_string("realm")?;
         let mut parts = Vec::with_capacity(components);
@@ -80,10 +73,7 @@ pub fn keytab_principals(bytes: &[u8]) -> Result<Vec<(String, usize)>, KeytabErr
             parts.push(rec.counted_string("principal component")?);
         }
         if parts.is_empty() {
-            return Err(KeytabError::Malformed {
-                offset: start,
-                what: "principal without a name",
-            });
+            return Err(KeytabError::Malformed { offset: start, what: "principal without a name" });
         }
         let principal = format!("{}@{}", parts.join("/"), realm);
         if names.insert(principal.clone()) {
@@ -97,25 +87,17 @@ pub fn keytab_principals(bytes: &[u8]) -> Result<Vec<(String, usize)>, KeytabErr
 }
 
 /// Checks that a keytab holds exactly one principal (and that it is `requested`, when given).
-pub fn single_principal(
-    bytes: &[u8],
-    requested: Option<&str>,
-) -> Result<KeytabSummary, KeytabError> {
+pub fn single_principal(bytes: &[u8], requested: Option<&str>) -> Result<KeytabSummary, KeytabError> {
     let principals = keytab_principals(bytes)?;
     let (principal, keys) = match principals.as_slice() {
         [] => return Err(KeytabError::NoEntries),
         [(p, k)] => (p.clone(), *k),
         many => {
-            return Err(KeytabError::SeveralPrincipals(
-                many.iter().map(|(p, _)| p.clone()).collect(),
-            ));
+            return Err(KeytabError::SeveralPrincipals(many.iter().map(|(p, _)| p.clone()).collect()));
         }
     };
     if let Some(requested) = requested.filter(|r| !principal_matches(&principal, r)) {
-        return Err(KeytabError::PrincipalNotInKeytab {
-            requested: requested.to_owned(),
-            found: principal,
-        });
+        return Err(KeytabError::PrincipalNotInKeytab { requested: requested.to_owned(), found: principal });
     }
     Ok(KeytabSummary { principal, keys })
 }
@@ -125,9 +107,7 @@ fn principal_matches(found: &str, requested: &str) -> bool {
     if requested.contains('@') {
         found == requested
     } else {
-        found
-            .rsplit_once('@')
-            .is_some_and(|(name, _)| name == requested)
+        found.rsplit_once('@').is_some_and(|(name, _)| name == requested)
     }
 }
 
@@ -139,10 +119,7 @@ struct Reader<'a> {
 impl Reader<'_> {
     fn take(&mut self, n: usize, what: &'static str) -> Result<&[u8], KeytabError> {
         let end = self.pos.checked_add(n).filter(|e| *e <= self.bytes.len());
-        let end = end.ok_or(KeytabError::Malformed {
-            offset: self.pos,
-            what,
-        })?;
+        let end = end.ok_or(KeytabError::Malformed { offset: self.pos, what })?;
         let slice = &self.bytes[self.pos..end];
         self.pos = end;
         Ok(slice)
@@ -172,9 +149,7 @@ pub(crate) mod tests {
 
     /// Builds a 0x0502 keytab entry the way MIT's ktutil writes it.
     pub(crate) fn entry(principal: &str, enctype: u16, key: &[u8]) -> Vec<u8> {
-        let (name, realm) = principal
-            .split_once('@')
-            .expect("test principal has a realm");
+        let (name, realm) = principal.split_once('@').expect("test principal has a realm");
         let parts: Vec<&str> = name.split('/').collect();
         let mut rec = Vec::new();
         rec.extend((parts.len() as u16).to_be_bytes());
@@ -226,12 +201,7 @@ pub(crate) mod tests {
         ]);
         let cases: Vec<(&str, Vec<u8>, Option<&str>, KeytabError)> = vec![
             ("empty", vec![], None, KeytabError::Empty),
-            (
-                "pem instead of keytab",
-                b"-----BEGIN".to_vec(),
-                None,
-                KeytabError::BadMagic(0x2d2d),
-            ),
+            ("pem instead of keytab", b"-----BEGIN".to_vec(), None, KeytabError::BadMagic(0x2d2d)),
             ("header only", vec![5, 2], None, KeytabError::NoEntries),
             (
                 "two principals",
@@ -253,17 +223,10 @@ pub(crate) mod tests {
             ),
         ];
         for (name, bytes, requested, want) in cases {
-            assert_eq!(
-                single_principal(&bytes, requested),
-                Err(want),
-                "case {name}"
-            );
+            assert_eq!(single_principal(&bytes, requested), Err(want), "case {name}");
         }
         let msg = single_principal(&two, None).unwrap_err().to_string();
-        assert!(
-            msg.contains("found 2") && msg.contains("HTTP/web.corp.example.test"),
-            "{msg}"
-        );
+        assert!(msg.contains("found 2") && msg.contains("HTTP/web.corp.example.test"), "{msg}");
     }
 
     #[test]
@@ -271,10 +234,7 @@ pub(crate) mod tests {
         let kt = keytab(&[entry("svc-sync@CORP.EXAMPLE.TEST", 18, &[1; 32])]);
         for cut in 3..kt.len() {
             let r = keytab_principals(&kt[..cut]);
-            assert!(
-                matches!(r, Err(KeytabError::Malformed { .. })),
-                "cut at {cut}: {r:?}"
-            );
+            assert!(matches!(r, Err(KeytabError::Malformed { .. })), "cut at {cut}: {r:?}");
         }
     }
 
@@ -284,9 +244,6 @@ pub(crate) mod tests {
         kt.extend((-8i32).to_be_bytes());
         kt.extend([0u8; 8]);
         kt.extend(entry("svc@R", 18, &[1; 32]));
-        assert_eq!(
-            single_principal(&kt, None).map(|s| s.principal),
-            Ok("svc@R".to_owned())
-        );
+        assert_eq!(single_principal(&kt, None).map(|s| s.principal), Ok("svc@R".to_owned()));
     }
 }

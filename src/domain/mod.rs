@@ -5,6 +5,7 @@ pub mod codec;
 pub mod deletion;
 pub mod dn;
 pub mod duplicates;
+pub mod duration;
 pub mod keytab;
 pub mod profile;
 pub mod snapshot;

@@ -49,9 +49,7 @@ pub fn read_plan(spec: &LdapConnectionSpec) -> Result<ReadPlan, FilterError> {
         DirectoryType::Generic => {
             let m = spec.attribute_mapping.clone();
             AttributeNames {
-                id: m
-                    .as_ref()
-                    .map_or("entryUUID".into(), |m| m.unique_id.clone()),
+                id: m.as_ref().map_or("entryUUID".into(), |m| m.unique_id.clone()),
                 account_name: m.as_ref().map_or("uid".into(), |m| m.user_name.clone()),
                 principal_name: None,
                 display_name: m.as_ref().map_or("cn".into(), |m| m.display_name.clone()),
@@ -61,11 +59,7 @@ pub fn read_plan(spec: &LdapConnectionSpec) -> Result<ReadPlan, FilterError> {
             }
         }
     };
-    let mut object_attrs: Vec<String> = vec![
-        names.id.clone(),
-        names.account_name.clone(),
-        names.display_name.clone(),
-    ];
+    let mut object_attrs: Vec<String> = vec![names.id.clone(), names.account_name.clone(), names.display_name.clone()];
     object_attrs.extend(names.principal_name.clone());
     object_attrs.extend(names.account_control.clone());
     object_attrs.extend(names.email.iter().cloned());
@@ -73,11 +67,7 @@ pub fn read_plan(spec: &LdapConnectionSpec) -> Result<ReadPlan, FilterError> {
     group_attrs.extend(names.members.iter().cloned());
 
     let (users, contacts, groups) = match spec.directory_type {
-        DirectoryType::ActiveDirectory => (
-            AD_USERS,
-            spec.contacts.enabled.then_some(AD_CONTACTS),
-            AD_GROUPS,
-        ),
+        DirectoryType::ActiveDirectory => (AD_USERS, spec.contacts.enabled.then_some(AD_CONTACTS), AD_GROUPS),
         DirectoryType::Generic => (GENERIC_USERS, None, GENERIC_GROUPS),
     };
     let mut queries = vec![ObjectQuery {
@@ -105,11 +95,7 @@ fn combine(field: &'static str, base: &str, extra: Option<&str>) -> Result<Strin
     let Some(extra) = extra.map(str::trim).filter(|e| !e.is_empty()) else {
         return Ok(base.to_owned());
     };
-    let wrapped = if extra.starts_with('(') {
-        extra.to_owned()
-    } else {
-        format!("({extra})")
-    };
+    let wrapped = if extra.starts_with('(') { extra.to_owned() } else { format!("({extra})") };
     validate_filter(&wrapped).map_err(|detail| FilterError { field, detail })?;
     Ok(format!("(&{base}{wrapped})"))
 }
@@ -137,9 +123,7 @@ pub fn validate_filter(filter: &str) -> Result<(), String> {
     if depth != 0 {
         return Err("unbalanced parentheses".into());
     }
-    ldap3::parse_filter(filter)
-        .map(|_| ())
-        .map_err(|_| "the filter does not parse (RFC 4515)".into())
+    ldap3::parse_filter(filter).map(|_| ()).map_err(|_| "the filter does not parse (RFC 4515)".into())
 }
 
 #[cfg(test)]
@@ -151,28 +135,17 @@ mod tests {
         serde_yaml::from_str(yaml).expect("spec")
     }
 
-    const AD: &str = "domain: corp.example.com\nsearchBase: DC=corp\nauth: {simple: {bindDN: x, passwordSecretRef: {name: p}}}\n";
+    const AD: &str =
+        "domain: corp.example.com\nsearchBase: DC=corp\nauth: {simple: {bindDN: x, passwordSecretRef: {name: p}}}\n";
 
     #[test]
     fn active_directory_queries() {
         let plan = read_plan(&spec(AD)).expect("plan");
-        let kinds: Vec<_> = plan
-            .queries
-            .iter()
-            .map(|q| (q.kind, q.filter.as_str()))
-            .collect();
-        assert_eq!(
-            kinds,
-            [(ObjectKind::User, AD_USERS), (ObjectKind::Group, AD_GROUPS)]
-        );
+        let kinds: Vec<_> = plan.queries.iter().map(|q| (q.kind, q.filter.as_str())).collect();
+        assert_eq!(kinds, [(ObjectKind::User, AD_USERS), (ObjectKind::Group, AD_GROUPS)]);
         assert!(plan.queries[1].attributes.contains(&"member".to_owned()));
-        assert!(
-            plan.queries[0]
-                .attributes
-                .contains(&"proxyAddresses".to_owned())
-        );
-        let with_contacts =
-            read_plan(&spec(&format!("{AD}contacts: {{enabled: true}}\n"))).expect("plan");
+        assert!(plan.queries[0].attributes.contains(&"proxyAddresses".to_owned()));
+        let with_contacts = read_plan(&spec(&format!("{AD}contacts: {{enabled: true}}\n"))).expect("plan");
         assert_eq!(with_contacts.queries[1].filter, AD_CONTACTS);
     }
 
@@ -182,11 +155,7 @@ mod tests {
         assert_eq!(plan.queries.len(), 2);
         assert_eq!(plan.queries[1].filter, GENERIC_GROUPS);
         assert_eq!(plan.names.account_name, "mailNickname");
-        assert!(
-            plan.queries[1]
-                .attributes
-                .contains(&"uniqueMember".to_owned())
-        );
+        assert!(plan.queries[1].attributes.contains(&"uniqueMember".to_owned()));
     }
 
     #[test]
@@ -198,10 +167,7 @@ mod tests {
             contacts: None,
         });
         let plan = read_plan(&s).expect("plan");
-        assert_eq!(
-            plan.queries[0].filter,
-            format!("(&{AD_USERS}(department=Sales))")
-        );
+        assert_eq!(plan.queries[0].filter, format!("(&{AD_USERS}(department=Sales))"));
         assert_eq!(plan.queries[1].filter, format!("(&{AD_GROUPS}(mail=*))"));
         for (bad, why) in [
             ("(department=Sales", "unbalanced"),
@@ -209,11 +175,7 @@ mod tests {
             ("(=x)", "does not parse"),
             ("(cn=a\\zz)", "does not parse"),
         ] {
-            s.filters = Some(ObjectFilters {
-                users: None,
-                groups: Some(bad.into()),
-                contacts: None,
-            });
+            s.filters = Some(ObjectFilters { users: None, groups: Some(bad.into()), contacts: None });
             let err = read_plan(&s).expect_err(bad);
             assert_eq!(err.field, "groups");
             assert!(err.detail.contains(why), "{bad}: {err}");

@@ -98,11 +98,7 @@ impl Snapshot {
     /// Every group `index` belongs to, directly or through nested groups; cycles are safe.
     pub fn transitive_groups(&self, index: usize) -> Vec<u32> {
         let mut seen = vec![false; self.objects.len()];
-        let mut stack: Vec<u32> = self
-            .objects
-            .get(index)
-            .map(|o| o.member_of.clone())
-            .unwrap_or_default();
+        let mut stack: Vec<u32> = self.objects.get(index).map(|o| o.member_of.clone()).unwrap_or_default();
         let mut out = Vec::new();
         while let Some(g) = stack.pop() {
             let gi = g as usize;
@@ -132,10 +128,7 @@ impl RawEntry {
         if let Some(v) = self.attrs.get(name) {
             return v;
         }
-        self.attrs
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map_or(&[], |(_, v)| v.as_slice())
+        self.attrs.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map_or(&[], |(_, v)| v.as_slice())
     }
 
     pub fn first(&self, name: &str) -> Option<&str> {
@@ -143,12 +136,10 @@ impl RawEntry {
     }
 
     fn binary(&self, name: &str) -> Option<&[u8]> {
-        let found = self.bin_attrs.get(name).or_else(|| {
-            self.bin_attrs
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v)
-        });
+        let found = self
+            .bin_attrs
+            .get(name)
+            .or_else(|| self.bin_attrs.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v));
         found.and_then(|v| v.first()).map(Vec::as_slice)
     }
 }
@@ -181,16 +172,10 @@ pub fn parse_range_attribute(name: &str, attr: &str) -> Option<ValueRange> {
     if !base.eq_ignore_ascii_case(attr) {
         return None;
     }
-    let range = option
-        .get(..6)
-        .filter(|p| p.eq_ignore_ascii_case("range="))?;
+    let range = option.get(..6).filter(|p| p.eq_ignore_ascii_case("range="))?;
     let (start, end) = option[range.len()..].split_once('-')?;
     let start = start.parse().ok()?;
-    let end = if end == "*" {
-        None
-    } else {
-        Some(end.parse().ok()?)
-    };
+    let end = if end == "*" { None } else { Some(end.parse().ok()?) };
     Some(ValueRange { start, end })
 }
 
@@ -219,12 +204,7 @@ pub struct SnapshotBuilder {
 
 impl SnapshotBuilder {
     pub fn new(names: AttributeNames) -> Self {
-        Self {
-            names,
-            objects: Vec::new(),
-            by_dn: HashMap::new(),
-            group_members: HashMap::new(),
-        }
+        Self { names, objects: Vec::new(), by_dn: HashMap::new(), group_members: HashMap::new() }
     }
 
     /// Number of objects taken so far (progress reporting).
@@ -238,16 +218,9 @@ impl SnapshotBuilder {
 
     /// Takes one entry of `kind`. For a group whose member list was cut into ranges, returns what
     /// to ask for next. An entry seen twice (overlapping filters) is kept once.
-    pub fn add(
-        &mut self,
-        kind: ObjectKind,
-        entry: RawEntry,
-    ) -> Result<Vec<PendingRange>, SnapshotError> {
+    pub fn add(&mut self, kind: ObjectKind, entry: RawEntry) -> Result<Vec<PendingRange>, SnapshotError> {
         let key = Dn::parse(&entry.dn)
-            .map_err(|e| SnapshotError::BadDn {
-                dn: entry.dn.clone(),
-                reason: e.to_string(),
-            })?
+            .map_err(|e| SnapshotError::BadDn { dn: entry.dn.clone(), reason: e.to_string() })?
             .to_string();
         if self.by_dn.contains_key(&key) {
             return Ok(Vec::new());
@@ -262,9 +235,7 @@ impl SnapshotBuilder {
         let id = match entry.binary(&n.id) {
             Some(bytes) if bytes.len() == 16 => format_guid(bytes),
             Some(bytes) => bytes.iter().map(|b| format!("{b:02x}")).collect(),
-            None => entry
-                .first(&n.id)
-                .map_or_else(|| key.clone(), str::to_owned),
+            None => entry.first(&n.id).map_or_else(|| key.clone(), str::to_owned),
         };
         let disabled = kind == ObjectKind::User
             && n.account_control
@@ -296,11 +267,7 @@ impl SnapshotBuilder {
             kind,
             id,
             account_name: entry.first(&n.account_name).map(str::to_owned),
-            principal_name: n
-                .principal_name
-                .as_deref()
-                .and_then(|a| entry.first(a))
-                .map(str::to_owned),
+            principal_name: n.principal_name.as_deref().and_then(|a| entry.first(a)).map(str::to_owned),
             display_name: entry.first(&n.display_name).map(str::to_owned),
             disabled,
             primary_address,
@@ -324,14 +291,8 @@ impl SnapshotBuilder {
         let mut next = None;
         for (name, values) in &entry.attrs {
             if let Some(range) = parse_range_attribute(name, &pending.attr) {
-                self.group_members
-                    .entry(index)
-                    .or_default()
-                    .extend(values.iter().cloned());
-                next = range.end.map(|end| PendingRange {
-                    next: end + 1,
-                    ..pending.clone()
-                });
+                self.group_members.entry(index).or_default().extend(values.iter().cloned());
+                next = range.end.map(|end| PendingRange { next: end + 1, ..pending.clone() });
             }
         }
         next
@@ -357,17 +318,14 @@ impl SnapshotBuilder {
         for (group_old, members) in &self.group_members {
             let group_new = new_index[*group_old];
             for member in members {
-                let resolved = Dn::parse(member)
-                    .ok()
-                    .and_then(|dn| self.by_dn.get(&dn.to_string()).copied());
+                let resolved = Dn::parse(member).ok().and_then(|dn| self.by_dn.get(&dn.to_string()).copied());
                 match resolved {
                     Some(m) => member_of.entry(new_index[m]).or_default().push(group_new),
                     None => unresolved += 1,
                 }
             }
         }
-        let mut slots: Vec<Option<DirObject>> =
-            self.objects.into_iter().map(|(_, o)| Some(o)).collect();
+        let mut slots: Vec<Option<DirObject>> = self.objects.into_iter().map(|(_, o)| Some(o)).collect();
         let mut objects = Vec::with_capacity(slots.len());
         for (new, old) in order.into_iter().enumerate() {
             if let Some(mut o) = slots[old].take() {
@@ -394,22 +352,7 @@ impl SnapshotBuilder {
 pub fn format_guid(b: &[u8]) -> String {
     format!(
         "{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}",
-        b[3],
-        b[2],
-        b[1],
-        b[0],
-        b[5],
-        b[4],
-        b[7],
-        b[6],
-        b[8],
-        b[9],
-        b[10],
-        b[11],
-        b[12],
-        b[13],
-        b[14],
-        b[15]
+        b[3], b[2], b[1], b[0], b[5], b[4], b[7], b[6], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]
     )
 }
 
@@ -432,10 +375,7 @@ pub(crate) mod tests {
     pub(crate) fn entry(dn: &str, attrs: &[(&str, &[&str])]) -> RawEntry {
         RawEntry {
             dn: dn.into(),
-            attrs: attrs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.iter().map(|s| s.to_string()).collect()))
-                .collect(),
+            attrs: attrs.iter().map(|(k, v)| (k.to_string(), v.iter().map(|s| s.to_string()).collect())).collect(),
             bin_attrs: HashMap::new(),
         }
     }
@@ -445,20 +385,11 @@ pub(crate) mod tests {
         for (k, e) in entries {
             b.add(k, e).expect("entry accepted");
         }
-        b.finish(
-            ConnectionRef::default(),
-            "corp.example.com",
-            "DC=corp",
-            "dc1:389",
-            0,
-        )
+        b.finish(ConnectionRef::default(), "corp.example.com", "DC=corp", "dc1:389", 0)
     }
 
     fn idx(s: &Snapshot, dn_prefix: &str) -> usize {
-        s.objects
-            .iter()
-            .position(|o| o.dn.starts_with(dn_prefix))
-            .expect("object present")
+        s.objects.iter().position(|o| o.dn.starts_with(dn_prefix)).expect("object present")
     }
 
     #[test]
@@ -469,10 +400,7 @@ pub(crate) mod tests {
                 Group,
                 entry(
                     "CN=All,DC=corp",
-                    &[
-                        ("member", &["CN=Sales,DC=corp", "CN=Dave,DC=corp"]),
-                        ("mail", &["all@corp.example.com"]),
-                    ],
+                    &[("member", &["CN=Sales,DC=corp", "CN=Dave,DC=corp"]), ("mail", &["all@corp.example.com"])],
                 ),
             ),
             (
@@ -482,58 +410,26 @@ pub(crate) mod tests {
                     &[
                         ("sAMAccountName", &["alice"]),
                         ("mail", &["Alice@Corp.example.com"]),
-                        (
-                            "proxyAddresses",
-                            &[
-                                "SMTP:alice@corp.example.com",
-                                "smtp:al@corp.example.com",
-                                "X500:/o=x",
-                            ],
-                        ),
+                        ("proxyAddresses", &["SMTP:alice@corp.example.com", "smtp:al@corp.example.com", "X500:/o=x"]),
                         ("userAccountControl", &["512"]),
                     ],
                 ),
             ),
-            (
-                User,
-                entry(
-                    "CN=Dave,DC=corp",
-                    &[
-                        ("sAMAccountName", &["dave"]),
-                        ("userAccountControl", &["514"]),
-                    ],
-                ),
-            ),
-            (
-                Contact,
-                entry("CN=Partner,DC=corp", &[("mail", &["p@ext.example"])]),
-            ),
+            (User, entry("CN=Dave,DC=corp", &[("sAMAccountName", &["dave"]), ("userAccountControl", &["514"])])),
+            (Contact, entry("CN=Partner,DC=corp", &[("mail", &["p@ext.example"])])),
             (
                 Group,
                 entry(
                     "cn=sales,dc=CORP",
-                    &[(
-                        "member",
-                        &[
-                            "cn=alice,dc=corp",
-                            "CN=Partner,DC=corp",
-                            "CN=Outside,DC=other",
-                        ],
-                    )],
+                    &[("member", &["cn=alice,dc=corp", "CN=Partner,DC=corp", "CN=Outside,DC=other"])],
                 ),
             ),
         ]);
         let c = s.counts();
         assert_eq!((c.users, c.contacts, c.groups, c.addresses), (2, 1, 2, 4));
         let alice = &s.objects[idx(&s, "CN=Alice")];
-        assert_eq!(
-            alice.addresses,
-            ["al@corp.example.com", "alice@corp.example.com"]
-        );
-        assert_eq!(
-            alice.primary_address.as_deref(),
-            Some("alice@corp.example.com")
-        );
+        assert_eq!(alice.addresses, ["al@corp.example.com", "alice@corp.example.com"]);
+        assert_eq!(alice.primary_address.as_deref(), Some("alice@corp.example.com"));
         assert!(!alice.disabled);
         assert!(s.objects[idx(&s, "CN=Dave")].disabled);
         let (all, sales) = (idx(&s, "CN=All") as u32, idx(&s, "cn=sales") as u32);
@@ -551,10 +447,7 @@ pub(crate) mod tests {
     fn cycles_terminate_and_a_group_is_not_its_own_member() {
         use ObjectKind::*;
         let s = build(vec![
-            (
-                Group,
-                entry("CN=A,DC=x", &[("member", &["CN=B,DC=x", "CN=U,DC=x"])]),
-            ),
+            (Group, entry("CN=A,DC=x", &[("member", &["CN=B,DC=x", "CN=U,DC=x"])])),
             (Group, entry("CN=B,DC=x", &[("member", &["CN=A,DC=x"])])),
             (User, entry("CN=U,DC=x", &[])),
         ]);
@@ -572,10 +465,7 @@ pub(crate) mod tests {
         use ObjectKind::*;
         let entries = vec![
             (User, entry("CN=Zed,DC=x", &[("mail", &["z@x.example"])])),
-            (
-                Group,
-                entry("CN=G,DC=x", &[("member", &["CN=Zed,DC=x", "CN=Amy,DC=x"])]),
-            ),
+            (Group, entry("CN=G,DC=x", &[("member", &["CN=Zed,DC=x", "CN=Amy,DC=x"])])),
             (User, entry("CN=Amy,DC=x", &[("mail", &["a@x.example"])])),
         ];
         let mut reversed = entries.clone();
@@ -587,36 +477,16 @@ pub(crate) mod tests {
     fn ranged_member_values_are_followed_until_the_star() {
         // Recorded shape of AD answers for a 3,200-member group (values shortened to three per range).
         let mut b = SnapshotBuilder::new(ad_names());
-        let first = entry(
-            "CN=Big,DC=x",
-            &[(
-                "member;range=0-1499",
-                &["CN=u0,DC=x", "CN=u1,DC=x", "CN=u2,DC=x"],
-            )],
-        );
+        let first = entry("CN=Big,DC=x", &[("member;range=0-1499", &["CN=u0,DC=x", "CN=u1,DC=x", "CN=u2,DC=x"])]);
         let pending = b.add(ObjectKind::Group, first).expect("group");
-        assert_eq!(
-            pending,
-            [PendingRange {
-                group_dn: "CN=Big,DC=x".into(),
-                attr: "member".into(),
-                next: 1500
-            }]
-        );
-        let second = entry(
-            "CN=Big,DC=x",
-            &[(
-                "member;range=1500-2999",
-                &["CN=u3,DC=x", "CN=u4,DC=x", "CN=u5,DC=x"],
-            )],
-        );
+        assert_eq!(pending, [PendingRange { group_dn: "CN=Big,DC=x".into(), attr: "member".into(), next: 1500 }]);
+        let second = entry("CN=Big,DC=x", &[("member;range=1500-2999", &["CN=u3,DC=x", "CN=u4,DC=x", "CN=u5,DC=x"])]);
         let next = b.add_range(&pending[0], &second).expect("a third range");
         assert_eq!(next.next, 3000);
         let last = entry("CN=Big,DC=x", &[("member;range=3000-*", &["CN=u6,DC=x"])]);
         assert_eq!(b.add_range(&next, &last), None);
         for i in 0..7 {
-            b.add(ObjectKind::User, entry(&format!("CN=u{i},DC=x"), &[]))
-                .expect("user");
+            b.add(ObjectKind::User, entry(&format!("CN=u{i},DC=x"), &[])).expect("user");
         }
         let s = b.finish(ConnectionRef::default(), "x", "DC=x", "s", 0);
         let big = idx(&s, "CN=Big") as u32;
@@ -627,18 +497,9 @@ pub(crate) mod tests {
     fn range_attribute_names() {
         assert_eq!(
             parse_range_attribute("member;range=0-1499", "member"),
-            Some(ValueRange {
-                start: 0,
-                end: Some(1499)
-            })
+            Some(ValueRange { start: 0, end: Some(1499) })
         );
-        assert_eq!(
-            parse_range_attribute("Member;Range=1500-*", "member"),
-            Some(ValueRange {
-                start: 1500,
-                end: None
-            })
-        );
+        assert_eq!(parse_range_attribute("Member;Range=1500-*", "member"), Some(ValueRange { start: 1500, end: None }));
         assert_eq!(parse_range_attribute("member", "member"), None);
         assert_eq!(parse_range_attribute("memberOf;range=0-1", "member"), None);
         assert_eq!(parse_range_attribute("member;range=x-1", "member"), None);
@@ -646,19 +507,14 @@ pub(crate) mod tests {
 
     #[test]
     fn guid_bytes_format_like_windows() {
-        let bytes = [
-            0x67, 0x45, 0x23, 0x01, 0xab, 0x89, 0xef, 0xcd, 0x01, 0x23, 0x45, 0x67, 0x89, 0xab,
-            0xcd, 0xef,
-        ];
+        let bytes = [0x67, 0x45, 0x23, 0x01, 0xab, 0x89, 0xef, 0xcd, 0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef];
         assert_eq!(format_guid(&bytes), "01234567-89ab-cdef-0123-456789abcdef");
     }
 
     #[test]
     fn an_unparsable_dn_is_an_error_naming_it() {
         let mut b = SnapshotBuilder::new(ad_names());
-        let err = b
-            .add(ObjectKind::User, entry("garbage", &[]))
-            .expect_err("bad DN");
+        let err = b.add(ObjectKind::User, entry("garbage", &[])).expect_err("bad DN");
         assert!(err.to_string().contains("\"garbage\""), "{err}");
     }
 }

@@ -24,20 +24,14 @@ pub fn srv_names(domain: &str, site: Option<&str>) -> Vec<String> {
 /// Orders targets as RFC 2782 says: lowest priority first; within a priority, a weighted random
 /// order where zero-weight targets get a small chance only. `pick(total)` must return a uniformly
 /// random integer in `0..=total`. A target of `.` means "no service" and is dropped.
-pub fn order_targets(
-    mut targets: Vec<SrvTarget>,
-    mut pick: impl FnMut(u64) -> u64,
-) -> Vec<SrvTarget> {
+pub fn order_targets(mut targets: Vec<SrvTarget>, mut pick: impl FnMut(u64) -> u64) -> Vec<SrvTarget> {
     targets.retain(|t| !t.host.is_empty() && t.host != ".");
     // Stable sort keeps answer order; zero weights first within a priority, as the RFC's algorithm asks.
     targets.sort_by_key(|t| (t.priority, t.weight != 0));
     let mut ordered = Vec::with_capacity(targets.len());
     let mut rest = targets.as_slice();
     while let Some(first) = rest.first() {
-        let same = rest
-            .iter()
-            .take_while(|t| t.priority == first.priority)
-            .count();
+        let same = rest.iter().take_while(|t| t.priority == first.priority).count();
         let mut group: Vec<SrvTarget> = rest[..same].to_vec();
         rest = &rest[same..];
         while !group.is_empty() {
@@ -62,12 +56,7 @@ mod tests {
     use super::*;
 
     fn t(priority: u16, weight: u16, host: &str) -> SrvTarget {
-        SrvTarget {
-            priority,
-            weight,
-            port: 389,
-            host: host.to_owned(),
-        }
+        SrvTarget { priority, weight, port: 389, host: host.to_owned() }
     }
 
     fn hosts(v: &[SrvTarget]) -> Vec<&str> {
@@ -76,16 +65,10 @@ mod tests {
 
     #[test]
     fn names_with_and_without_site() {
-        assert_eq!(
-            srv_names("corp.example.com.", None),
-            ["_ldap._tcp.corp.example.com"]
-        );
+        assert_eq!(srv_names("corp.example.com.", None), ["_ldap._tcp.corp.example.com"]);
         assert_eq!(
             srv_names("corp.example.com", Some("Berlin")),
-            [
-                "_ldap._tcp.Berlin._sites.dc._msdcs.corp.example.com",
-                "_ldap._tcp.corp.example.com"
-            ]
+            ["_ldap._tcp.Berlin._sites.dc._msdcs.corp.example.com", "_ldap._tcp.corp.example.com"]
         );
     }
 
@@ -116,14 +99,8 @@ mod tests {
     #[test]
     fn zero_weight_targets_are_picked_only_on_a_zero_draw() {
         let targets = vec![t(0, 10, "weighted"), t(0, 0, "zero")];
-        assert_eq!(
-            hosts(&order_targets(targets.clone(), |_| 0)),
-            ["zero", "weighted"]
-        );
-        assert_eq!(
-            hosts(&order_targets(targets.clone(), |max| max)),
-            ["weighted", "zero"]
-        );
+        assert_eq!(hosts(&order_targets(targets.clone(), |_| 0)), ["zero", "weighted"]);
+        assert_eq!(hosts(&order_targets(targets.clone(), |max| max)), ["weighted", "zero"]);
         let all_zero = vec![t(0, 0, "x"), t(0, 0, "y")];
         assert_eq!(hosts(&order_targets(all_zero, |max| max)), ["x", "y"]);
     }
@@ -134,9 +111,7 @@ mod tests {
         let mut seed = 7u64;
         for _ in 0..50 {
             let o = order_targets(targets.clone(), |max| {
-                seed = seed
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
+                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
                 (seed >> 33) % (max + 1)
             });
             let mut h = hosts(&o);

@@ -28,13 +28,9 @@ pub fn read_file(var: &str) -> Vec<u8> {
 
 /// The Samba AD DC: its DNS name and LDAP address.
 pub fn samba_endpoint(port: u16) -> ServerEndpoint {
-    let addr: SocketAddr = format!("{}:{port}", env("LDAPSYNC_TEST_AD_ADDR"))
-        .parse()
-        .expect("LDAPSYNC_TEST_AD_ADDR is an IP");
-    ServerEndpoint {
-        host: env("LDAPSYNC_TEST_AD_HOST"),
-        addr,
-    }
+    let addr: SocketAddr =
+        format!("{}:{port}", env("LDAPSYNC_TEST_AD_ADDR")).parse().expect("LDAPSYNC_TEST_AD_ADDR is an IP");
+    ServerEndpoint { host: env("LDAPSYNC_TEST_AD_HOST"), addr }
 }
 
 /// The slapd instances, as `(host, addr)` from `LDAPSYNC_TEST_SLAPD_URLS`.
@@ -44,10 +40,7 @@ pub fn slapd_endpoints() -> Vec<ServerEndpoint> {
         .map(|url| {
             let hostport = url.trim().trim_start_matches("ldap://");
             let addr: SocketAddr = hostport.parse().expect("slapd URL is ldap://IP:PORT");
-            ServerEndpoint {
-                host: addr.ip().to_string(),
-                addr,
-            }
+            ServerEndpoint { host: addr.ip().to_string(), addr }
         })
         .collect()
 }

@@ -1,0 +1,403 @@
+//! One sync: find the servers, connect and bind with failover, read every object kind with paged
+//! searches (and ranged `member` reads), and return a complete snapshot — or an error, never a
+//! partial result.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::DirectoryError;
+use super::dns::{DnsError, DnsResolver};
+use super::ldap::{BindCredentials, LdapSession, ServerEndpoint, TransportSettings};
+use super::tls;
+use crate::api::{LdapConnectionSpec, TlsMode};
+use crate::domain::duration::parse_duration;
+use crate::domain::profile::{FilterError, ReadPlan, read_plan};
+use crate::domain::snapshot::{ConnectionRef, RawEntry, Snapshot, SnapshotBuilder, SnapshotError};
+use crate::domain::srv::{SrvTarget, order_targets, srv_names};
+use crate::secret::Secret;
+
+/// Secret material a connection references, already read.
+#[derive(Clone, Default)]
+pub struct ConnectionSecrets {
+    pub password: Option<Secret>,
+    pub keytab: Option<Secret>,
+    pub ca_pem: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for ConnectionSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectionSecrets")
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("keytab", &self.keytab.as_ref().map(|_| "<redacted>"))
+            .field("ca_pem", &self.ca_pem.as_ref().map(Vec::len))
+            .finish()
+    }
+}
+
+/// A spec that cannot be used, naming the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SpecError {
+    #[error("{field}: {detail}")]
+    Invalid { field: &'static str, detail: String },
+    #[error(transparent)]
+    Filter(#[from] FilterError),
+}
+
+/// Why a sync produced no snapshot.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("invalid spec: {0}")]
+    Spec(#[from] SpecError),
+    #[error("no directory server found: {0}")]
+    Discover(DnsError),
+    #[error("no domain controller reachable; tried {}", .attempts.join("; "))]
+    NoDomainControllerReachable { attempts: Vec<String> },
+    #[error(transparent)]
+    Directory(#[from] DirectoryError),
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+    #[error("the sync did not finish within {after:?}")]
+    SyncTimeout { after: Duration },
+}
+
+impl SyncError {
+    /// Stable reason for conditions, rows and metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Spec(SpecError::Filter(_)) => "InvalidFilter",
+            Self::Spec(_) => "InvalidSpec",
+            Self::Discover(_) => "DnsLookupFailed",
+            Self::NoDomainControllerReachable { .. } => "NoDomainControllerReachable",
+            Self::Directory(e) => e.reason(),
+            Self::Snapshot(_) => "InvalidDirectoryData",
+            Self::SyncTimeout { .. } => "Timeout",
+        }
+    }
+}
+
+/// Everything a connection's syncs need, checked once.
+pub struct PreparedConnection {
+    pub connection: ConnectionRef,
+    pub spec: LdapConnectionSpec,
+    pub plan: ReadPlan,
+    pub transport: TransportSettings,
+    pub credentials: BindCredentials,
+    pub sync_timeout: Duration,
+}
+
+impl PreparedConnection {
+    /// Validates the spec against its secrets and builds TLS and credentials. Kerberos credentials
+    /// are acquired on a blocking thread (GSSAPI blocks) and kept private to this connection.
+    pub async fn prepare(
+        connection: ConnectionRef,
+        spec: LdapConnectionSpec,
+        secrets: ConnectionSecrets,
+    ) -> Result<Self, SyncError> {
+        let invalid = |field: &'static str, detail: String| SyncError::Spec(SpecError::Invalid { field, detail });
+        let duration =
+            |field: &'static str, value: &str| parse_duration(value).map_err(|e| invalid(field, e.to_string()));
+        let connect_timeout = duration("spec.timeouts.connect", &spec.timeouts.connect)?;
+        let operation_timeout = duration("spec.timeouts.operation", &spec.timeouts.operation)?;
+        let sync_timeout = duration("spec.timeouts.sync", &spec.timeouts.sync)?;
+        if spec.page_size == 0 {
+            return Err(invalid("spec.pageSize", "must be at least 1".into()));
+        }
+        crate::domain::dn::Dn::parse(&spec.search_base).map_err(|e| invalid("spec.searchBase", e.to_string()))?;
+        let plan = read_plan(&spec).map_err(SpecError::from)?;
+        let tls = match spec.tls.mode {
+            TlsMode::None => None,
+            _ => Some(
+                tls::client_config(secrets.ca_pem.as_deref(), spec.tls.insecure_skip_verify)
+                    .map_err(DirectoryError::from)?,
+            ),
+        };
+        let credentials = match (&spec.auth.simple, &spec.auth.kerberos) {
+            (Some(_), Some(_)) => {
+                return Err(invalid("spec.auth", "set exactly one of kerberos and simple, not both".into()));
+            }
+            (None, None) => {
+                return Err(invalid("spec.auth", "set one of kerberos or simple".into()));
+            }
+            (Some(simple), None) => {
+                if spec.tls.mode == TlsMode::None {
+                    return Err(invalid(
+                        "spec.tls.mode",
+                        "a simple bind would send the password in clear text: use StartTLS or LDAPS".into(),
+                    ));
+                }
+                let password = secrets.password.clone().ok_or_else(|| {
+                    invalid("spec.auth.simple.passwordSecretRef", "the password was not provided".into())
+                })?;
+                BindCredentials::Simple { bind_dn: simple.bind_dn.clone(), password }
+            }
+            (None, Some(kerberos)) => {
+                kerberos_credentials(&connection, kerberos.principal.clone(), secrets.keytab.clone()).await?
+            }
+        };
+        let transport = TransportSettings {
+            mode: spec.tls.mode,
+            tls,
+            server_name: spec.tls.server_name.clone(),
+            connect_timeout,
+            operation_timeout,
+        };
+        Ok(Self { connection, spec, plan, transport, credentials, sync_timeout })
+    }
+
+    /// The servers to try, in order: static ones as listed, or SRV targets in RFC 2782 order
+    /// (site-specific records first). `pick(total)` is the randomness for weights.
+    pub async fn servers(
+        &self,
+        dns: &DnsResolver,
+        pick: impl FnMut(u64) -> u64,
+    ) -> Result<Vec<(String, u16)>, SyncError> {
+        let default_port = if self.spec.tls.mode == TlsMode::Ldaps { 636 } else { 389 };
+        if !self.spec.servers.static_servers.is_empty() {
+            return self
+                .spec
+                .servers
+                .static_servers
+                .iter()
+                .map(|s| {
+                    parse_host_port(s, default_port)
+                        .map_err(|detail| SyncError::Spec(SpecError::Invalid { field: "spec.servers.static", detail }))
+                })
+                .collect();
+        }
+        let site = self.spec.servers.srv.as_ref().and_then(|s| s.site.as_deref());
+        let mut last_error = None;
+        for name in srv_names(&self.spec.domain, site) {
+            match dns.srv(&name).await {
+                Ok(targets) => {
+                    let ordered: Vec<SrvTarget> = order_targets(targets, pick);
+                    return Ok(ordered
+                        .into_iter()
+                        .map(|t| {
+                            // DCs publish the LDAP port; LDAPS listens on 636 of the same hosts.
+                            let port = if self.spec.tls.mode == TlsMode::Ldaps && t.port == 389 { 636 } else { t.port };
+                            (t.host, port)
+                        })
+                        .collect());
+                }
+                Err(e) => last_error = Some(e),
+            }
+        }
+        Err(SyncError::Discover(last_error.unwrap_or(DnsError::NoSrvRecords { name: self.spec.domain.clone() })))
+    }
+
+    /// Connects and binds to the first server that answers, trying the next one on network, TLS
+    /// and timeout failures. A refused password is not retried elsewhere (it would only lock the account).
+    pub async fn open_session(&self, dns: &DnsResolver, servers: &[(String, u16)]) -> Result<LdapSession, SyncError> {
+        let mut attempts = Vec::new();
+        for (host, port) in servers {
+            let addresses = match dns.addresses(host).await {
+                Ok(a) => a,
+                Err(e) => {
+                    attempts.push(format!("{host}:{port}: {e}"));
+                    continue;
+                }
+            };
+            for ip in addresses {
+                let endpoint = ServerEndpoint { host: host.clone(), addr: SocketAddr::new(ip, *port) };
+                match self.connect_and_bind(&endpoint).await {
+                    Ok(session) => return Ok(session),
+                    Err(e) if fails_over(&e) => {
+                        tracing::info!(server = %endpoint, reason = e.reason(), error = %e, "directory server failed, trying the next");
+                        attempts.push(e.to_string());
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        Err(SyncError::NoDomainControllerReachable { attempts })
+    }
+
+    async fn connect_and_bind(&self, endpoint: &ServerEndpoint) -> Result<LdapSession, DirectoryError> {
+        LdapSession::open(endpoint, &self.transport, &self.credentials).await
+    }
+
+    /// A complete read. Servers are tried in order; a server that fails mid-read is abandoned and
+    /// the read starts again on the next one, so a snapshot never mixes servers or misses pages.
+    pub async fn read_snapshot(
+        &self,
+        dns: &DnsResolver,
+        pick: impl FnMut(u64) -> u64,
+        now: impl Fn() -> i64,
+    ) -> Result<Snapshot, SyncError> {
+        let work = async {
+            let servers = self.servers(dns, pick).await?;
+            let mut remaining: &[(String, u16)] = &servers;
+            let mut attempts = Vec::new();
+            while !remaining.is_empty() {
+                let mut session = match self.open_session(dns, remaining).await {
+                    Ok(s) => s,
+                    Err(SyncError::NoDomainControllerReachable { attempts: more }) => {
+                        attempts.extend(more);
+                        break;
+                    }
+                    Err(e) => return Err(e),
+                };
+                let served_by = session.server().to_owned();
+                let position =
+                    servers.iter().position(|(h, p)| served_by.starts_with(&format!("{h}:{p}"))).unwrap_or(0);
+                remaining = &servers[(position + 1).min(servers.len())..];
+                match self.read_all(&mut session).await {
+                    Ok(builder) => {
+                        session.close().await;
+                        return Ok(builder.finish(
+                            self.connection.clone(),
+                            &self.spec.domain,
+                            &self.spec.search_base,
+                            &served_by,
+                            now(),
+                        ));
+                    }
+                    Err(SyncError::Directory(e)) if fails_over(&e) => {
+                        tracing::warn!(server = %served_by, reason = e.reason(), error = %e, "read failed part-way, starting again on the next server");
+                        attempts.push(e.to_string());
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            Err(SyncError::NoDomainControllerReachable { attempts })
+        };
+        match tokio::time::timeout(self.sync_timeout, work).await {
+            Ok(result) => result,
+            Err(_) => Err(SyncError::SyncTimeout { after: self.sync_timeout }),
+        }
+    }
+
+    async fn read_all(&self, session: &mut LdapSession) -> Result<SnapshotBuilder, SyncError> {
+        let mut builder = SnapshotBuilder::new(self.plan.names.clone());
+        let mut pending_ranges = Vec::new();
+        for query in &self.plan.queries {
+            let attrs: Vec<&str> = query.attributes.iter().map(String::as_str).collect();
+            let mut failure = None;
+            session
+                .search_paged(&self.spec.search_base, &query.filter, &attrs, self.spec.page_size, |entry| {
+                    if failure.is_some() {
+                        return;
+                    }
+                    let raw = RawEntry { dn: entry.dn, attrs: entry.attrs, bin_attrs: entry.bin_attrs };
+                    let before = builder.len();
+                    match builder.add(query.kind, raw) {
+                        Ok(pending) => pending_ranges.extend(pending),
+                        Err(e) => failure = Some(e),
+                    }
+                    if builder.len() != before && builder.len().is_multiple_of(10_000) {
+                        tracing::info!(connection = %self.connection.name, objects = builder.len(), "sync progress");
+                    }
+                })
+                .await?;
+            if let Some(e) = failure {
+                return Err(e.into());
+            }
+        }
+        for mut pending in pending_ranges {
+            loop {
+                let attr = format!("{};range={}-*", pending.attr, pending.next);
+                let Some(entry) = session.read_entry(&pending.group_dn, &[attr.as_str()]).await? else {
+                    break;
+                };
+                let raw = RawEntry { dn: entry.dn, attrs: entry.attrs, bin_attrs: entry.bin_attrs };
+                match builder.add_range(&pending, &raw) {
+                    Some(next) => pending = next,
+                    None => break,
+                }
+            }
+        }
+        Ok(builder)
+    }
+}
+
+/// Network, TLS and timeout failures (and a busy server) move on to the next server.
+fn fails_over(e: &DirectoryError) -> bool {
+    matches!(
+        e,
+        DirectoryError::ConnectLdap { .. }
+            | DirectoryError::ConnectTimeout { .. }
+            | DirectoryError::TlsHandshake { .. }
+            | DirectoryError::OperationTimeout { .. }
+            | DirectoryError::Operation { .. }
+            | DirectoryError::KerberosBind { .. }
+            | DirectoryError::Search { code: 51 | 52, .. }
+    )
+}
+
+#[cfg(feature = "kerberos")]
+async fn kerberos_credentials(
+    connection: &ConnectionRef,
+    principal: Option<String>,
+    keytab: Option<Secret>,
+) -> Result<BindCredentials, SyncError> {
+    let keytab = keytab.ok_or_else(|| SpecError::Invalid {
+        field: "spec.auth.kerberos.keytabSecretRef",
+        detail: "the keytab was not provided".into(),
+    })?;
+    let cache = format!(
+        "ldapsync-{}-{}",
+        connection.namespace,
+        if connection.uid.is_empty() { &connection.name } else { &connection.uid }
+    );
+    let cred = tokio::task::spawn_blocking(move || {
+        super::kerberos::KerberosCredential::acquire(keytab.expose(), principal.as_deref(), &cache)
+    })
+    .await
+    .map_err(|e| DirectoryError::KerberosBind { server: String::new(), detail: e.to_string() })?
+    .map_err(DirectoryError::from)?;
+    Ok(BindCredentials::Kerberos(Arc::new(cred)))
+}
+
+#[cfg(not(feature = "kerberos"))]
+async fn kerberos_credentials(
+    _: &ConnectionRef,
+    _: Option<String>,
+    _: Option<Secret>,
+) -> Result<BindCredentials, SyncError> {
+    Err(SpecError::Invalid {
+        field: "spec.auth.kerberos",
+        detail: "this build has no Kerberos support (cargo feature `kerberos`)".into(),
+    }
+    .into())
+}
+
+/// `host:port`, `host`, `[v6]:port` or `v6`.
+fn parse_host_port(value: &str, default_port: u16) -> Result<(String, u16), String> {
+    let v = value.trim();
+    if v.is_empty() {
+        return Err("empty server".into());
+    }
+    if let Ok(addr) = v.parse::<SocketAddr>() {
+        return Ok((addr.ip().to_string(), addr.port()));
+    }
+    if v.parse::<std::net::IpAddr>().is_ok() {
+        return Ok((v.to_owned(), default_port));
+    }
+    match v.rsplit_once(':') {
+        Some((host, port)) => {
+            let port: u16 = port.parse().map_err(|_| format!("{value:?}: the port is not a number"))?;
+            if host.is_empty() || port == 0 {
+                return Err(format!("{value:?}: expected host:port"));
+            }
+            Ok((host.to_owned(), port))
+        }
+        None => Ok((v.to_owned(), default_port)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_port_forms() {
+        assert_eq!(parse_host_port("dc1.corp:3268", 389), Ok(("dc1.corp".into(), 3268)));
+        assert_eq!(parse_host_port("dc1.corp", 636), Ok(("dc1.corp".into(), 636)));
+        assert_eq!(parse_host_port("127.0.0.2", 389), Ok(("127.0.0.2".into(), 389)));
+        assert_eq!(parse_host_port("[::1]:1389", 389), Ok(("::1".into(), 1389)));
+        assert!(parse_host_port("dc1:x", 389).is_err());
+        assert!(parse_host_port(":389", 389).is_err());
+        assert!(parse_host_port(" ", 389).is_err());
+    }
+}

@@ -1,0 +1,191 @@
+//! The `Sidecar` store: one snapshot file per connection on the pod's volume, replaced atomically
+//! (temporary file, fsync, rename, fsync of the folder), so a crash leaves the old or the new file.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::domain::codec::{self, CodecError, Encoded};
+use crate::domain::snapshot::Snapshot;
+
+const EXTENSION: &str = "snap";
+
+/// A failed store action.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot create the store folder {path}: {source}")]
+    CreateDir { path: PathBuf, source: std::io::Error },
+    #[error("cannot write {path}: {source}")]
+    WriteSnapshot { path: PathBuf, source: std::io::Error },
+    #[error("cannot read {path}: {source}")]
+    ReadSnapshot { path: PathBuf, source: std::io::Error },
+    #[error("{path} is not a usable snapshot: {source}")]
+    CorruptSnapshot { path: PathBuf, source: CodecError },
+    #[error("cannot remove {path}: {source}")]
+    Purge { path: PathBuf, source: std::io::Error },
+    #[error("invalid connection key {key:?}: only letters, digits, '-', '_' and '.' are allowed")]
+    BadKey { key: String },
+}
+
+/// A loaded snapshot and its identity.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub snapshot: Snapshot,
+    pub hash: String,
+    pub size: u64,
+}
+
+/// Snapshot files in one folder, keyed by connection UID.
+#[derive(Debug, Clone)]
+pub struct LocalStore {
+    dir: PathBuf,
+}
+
+impl LocalStore {
+    /// Opens (and creates) the folder.
+    pub fn open(dir: impl Into<PathBuf>) -> Result<Self, StoreError> {
+        let dir = dir.into();
+        fs::create_dir_all(&dir).map_err(|source| StoreError::CreateDir { path: dir.clone(), source })?;
+        Ok(Self { dir })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn path(&self, key: &str) -> Result<PathBuf, StoreError> {
+        let valid = !key.is_empty()
+            && !key.starts_with('.')
+            && key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !valid {
+            return Err(StoreError::BadKey { key: key.to_owned() });
+        }
+        Ok(self.dir.join(format!("{key}.{EXTENSION}")))
+    }
+
+    /// Replaces the snapshot of `key` with `encoded`. Until the rename, the old file stays whole.
+    pub fn write(&self, key: &str, encoded: &Encoded) -> Result<PathBuf, StoreError> {
+        let target = self.path(key)?;
+        let temp = self.dir.join(format!(".{key}.{}.tmp", std::process::id()));
+        let failed = |source| StoreError::WriteSnapshot { path: target.clone(), source };
+        let result = (|| {
+            let mut file = OpenOptions::new().write(true).create(true).truncate(true).open(&temp)?;
+            file.write_all(&encoded.bytes)?;
+            file.sync_all()?;
+            drop(file);
+            fs::rename(&temp, &target)?;
+            File::open(&self.dir)?.sync_all()
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&temp);
+        }
+        result.map_err(failed)?;
+        Ok(target)
+    }
+
+    /// The snapshot of `key`, `None` when there is none. A damaged file is an error naming it.
+    pub fn load(&self, key: &str) -> Result<Option<Stored>, StoreError> {
+        let path = self.path(key)?;
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(StoreError::ReadSnapshot { path, source }),
+        };
+        let snapshot =
+            codec::decode(&bytes).map_err(|source| StoreError::CorruptSnapshot { path: path.clone(), source })?;
+        Ok(Some(Stored { snapshot, hash: codec::hash_of(&bytes), size: bytes.len() as u64 }))
+    }
+
+    /// Moves a damaged snapshot aside (kept for inspection, never served) and returns where it went.
+    pub fn set_aside(&self, key: &str) -> Result<PathBuf, StoreError> {
+        let path = self.path(key)?;
+        let aside = self.dir.join(format!("{key}.{EXTENSION}.corrupt"));
+        fs::rename(&path, &aside).map_err(|source| StoreError::Purge { path, source })?;
+        Ok(aside)
+    }
+
+    /// Deletes everything stored for `key`.
+    pub fn purge(&self, key: &str) -> Result<(), StoreError> {
+        let path = self.path(key)?;
+        for p in [path.clone(), self.dir.join(format!("{key}.{EXTENSION}.corrupt"))] {
+            match fs::remove_file(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => return Err(StoreError::Purge { path: p, source }),
+            }
+        }
+        File::open(&self.dir).and_then(|d| d.sync_all()).map_err(|source| StoreError::Purge { path, source })
+    }
+
+    /// Keys of every stored snapshot.
+    pub fn keys(&self) -> Result<Vec<String>, StoreError> {
+        let entries =
+            fs::read_dir(&self.dir).map_err(|source| StoreError::ReadSnapshot { path: self.dir.clone(), source })?;
+        let mut keys: Vec<String> = entries
+            .filter_map(Result::ok)
+            .filter_map(|e| {
+                e.file_name().to_str().and_then(|n| n.strip_suffix(&format!(".{EXTENSION}")).map(str::to_owned))
+            })
+            .filter(|k| !k.starts_with('.'))
+            .collect();
+        keys.sort();
+        Ok(keys)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::snapshot::ConnectionRef;
+
+    fn snapshot(server: &str) -> Snapshot {
+        Snapshot {
+            connection: ConnectionRef { namespace: "ns".into(), name: "corp".into(), uid: "uid-1".into() },
+            domain: "corp.example.com".into(),
+            search_base: "DC=corp".into(),
+            taken_at: 1,
+            server: server.into(),
+            objects: vec![],
+            unresolved_members: 0,
+        }
+    }
+
+    #[test]
+    fn write_load_replace_purge() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = LocalStore::open(dir.path().join("cache")).expect("open");
+        assert!(store.load("uid-1").expect("load").is_none());
+        let first = codec::encode(&snapshot("dc1")).expect("encode");
+        store.write("uid-1", &first).expect("write");
+        let second = codec::encode(&snapshot("dc2")).expect("encode");
+        store.write("uid-1", &second).expect("replace");
+        let loaded = store.load("uid-1").expect("load").expect("present");
+        assert_eq!(loaded.snapshot.server, "dc2");
+        assert_eq!(loaded.hash, second.hash);
+        assert_eq!(store.keys().expect("keys"), ["uid-1"]);
+        store.purge("uid-1").expect("purge");
+        assert!(store.load("uid-1").expect("load").is_none());
+        assert!(store.keys().expect("keys").is_empty());
+    }
+
+    #[test]
+    fn corrupt_files_are_errors_naming_the_file_and_can_be_set_aside() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = LocalStore::open(dir.path()).expect("open");
+        fs::write(dir.path().join("uid-2.snap"), b"garbage").expect("write garbage");
+        let err = store.load("uid-2").expect_err("corrupt");
+        assert!(err.to_string().contains("uid-2.snap") && err.to_string().contains("wrong magic"), "{err}");
+        let aside = store.set_aside("uid-2").expect("set aside");
+        assert!(aside.exists());
+        assert!(store.load("uid-2").expect("load").is_none());
+    }
+
+    #[test]
+    fn keys_cannot_escape_the_folder() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = LocalStore::open(dir.path()).expect("open");
+        for bad in ["", "../x", "a/b", ".hidden"] {
+            assert!(matches!(store.load(bad), Err(StoreError::BadKey { .. })), "{bad:?}");
+        }
+    }
+}

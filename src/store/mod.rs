@@ -1,0 +1,3 @@
+//! Where snapshots live: local files (the `Sidecar` store).
+
+pub mod local;
