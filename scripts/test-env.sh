@@ -4,14 +4,16 @@
 #                    and 127.0.0.5 (LDAP only, same database, allow_sasl_over_tls)
 #   OpenLDAP slapd   ldap1.example.test      127.0.0.2:389 (priority 10)   same data on both
 #                    ldap2.example.test      127.0.0.3:389 (priority 20)
+#                    ldap4.example.test      127.0.0.6:389 (slapd-3, only for the failover test)
 #   dnsmasq          SRV records for example.test on 127.0.0.1:5353 (ldap3.example.test, 127.0.0.4,
-#                    is listed at priority 20 but never started: a dead DC)
+#                    is listed at priority 20 but never started: a dead DC); failover.example.test
+#                    lists ldap4 (priority 10) and ldap2 (priority 20)
 #   etcd + kube-apiserver + kube-controller-manager on 127.0.0.1:2379 / 6443
 #
 # Usage (as root, inside `unshare --net --fork`; scripts/test.sh does this):
 #   test-env.sh up             start everything, seed, write $STATE/env.sh
 #   test-env.sh down           stop everything by saved PIDs
-#   test-env.sh stop PEER      stop one peer (samba, samba-sasl-tls, slapd-1, slapd-2, dnsmasq, kube)
+#   test-env.sh stop PEER      stop one peer (samba, samba-sasl-tls, slapd-1, slapd-2, slapd-3, dnsmasq, kube)
 #   test-env.sh start PEER     start one stopped peer again, with its data
 #   test-env.sh run CMD...     up, run CMD with the environment, down (also on failure)
 # STATE defaults to /tmp/ldapsync-test-env. A stale state from a crashed run is cleaned up by `up`.
@@ -68,7 +70,7 @@ make_pki() {
   openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj '/CN=unrelated CA' \
     -keyout "$P/other-ca.key" -out "$P/other-ca.pem" -addext 'basicConstraints=critical,CA:TRUE' 2>/dev/null
   openssl req -newkey rsa:2048 -nodes -subj "/CN=dc1.$AD_DOMAIN" -keyout "$P/server.key" -out "$P/server.csr" 2>/dev/null
-  printf 'subjectAltName=DNS:dc1.%s,DNS:%s,DNS:ldap1.example.test,DNS:ldap2.example.test,DNS:localhost,IP:127.0.0.1,IP:127.0.0.2,IP:127.0.0.3\nextendedKeyUsage=serverAuth\n' \
+  printf 'subjectAltName=DNS:dc1.%s,DNS:%s,DNS:ldap1.example.test,DNS:ldap2.example.test,DNS:ldap3.example.test,DNS:ldap4.example.test,DNS:localhost,IP:127.0.0.1,IP:127.0.0.2,IP:127.0.0.3,IP:127.0.0.5,IP:127.0.0.6\nextendedKeyUsage=serverAuth\n' \
     "$AD_DOMAIN" "$AD_DOMAIN" > "$P/ext.cnf"
   openssl x509 -req -in "$P/server.csr" -CA "$P/ca.pem" -CAkey "$P/ca.key" -CAcreateserial -days 3650 \
     -extfile "$P/ext.cnf" -out "$P/server.pem" 2>/dev/null
@@ -186,9 +188,12 @@ EOF
   slapadd -q -f "$D/slapd.conf" -l "$STATE/slapd-seed.ldif" >/dev/null 2>&1 || die "slapadd into slapd-$n failed"
 }
 
+slapd_ip() { case $1 in 1) echo 127.0.0.2 ;; 2) echo 127.0.0.3 ;; 3) echo 127.0.0.6 ;; esac; }
+
 slapd_start() {
   local n=$1
-  local D=$STATE/slapd-$n ip=127.0.0.$(( n + 1 ))
+  local D=$STATE/slapd-$n ip
+  ip=$(slapd_ip "$n")
   slapd -f "$D/slapd.conf" -h "ldap://$ip:389/ ldaps://$ip:636/" || die "slapd-$n did not start"
   cp "$D/run/slapd.pid" "$STATE/slapd-$n.pid"
   wait_for "slapd-$n" 20 ldapsearch -x -H "ldap://$ip:389" -b '' -s base
@@ -201,6 +206,9 @@ dnsmasq_start() {
     --conf-file=/dev/null --local=/example.test/ --pid-file="$STATE/dnsmasq.pid" --user=root \
     --host-record=ldap1.example.test,127.0.0.2 --host-record=ldap2.example.test,127.0.0.3 \
     --host-record=ldap3.example.test,127.0.0.4 --host-record=nosrv.example.test,127.0.0.2 \
+    --host-record=ldap4.example.test,127.0.0.6 \
+    --srv-host=_ldap._tcp.failover.example.test,ldap4.example.test,389,10,100 \
+    --srv-host=_ldap._tcp.failover.example.test,ldap2.example.test,389,20,100 \
     --srv-host=_ldap._tcp.example.test,ldap1.example.test,389,10,100 \
     --srv-host=_ldap._tcp.example.test,ldap2.example.test,389,20,75 \
     --srv-host=_ldap._tcp.example.test,ldap3.example.test,389,20,25 \
@@ -283,7 +291,7 @@ EOF
 
 # ---------------------------------------------------------------- commands
 down() {
-  for p in dnsmasq slapd-1 slapd-2 samba samba-sasl-tls kcm apiserver etcd netns; do stop_pidfile "$STATE/$p.pid"; done
+  for p in dnsmasq slapd-1 slapd-2 slapd-3 samba samba-sasl-tls kcm apiserver etcd netns; do stop_pidfile "$STATE/$p.pid"; done
 }
 
 up() {
@@ -306,8 +314,8 @@ up() {
   kube_start &
   local kube_job=$!
   python3 "$here/seed/slapd_ldif.py" "$OL_BASE" > "$STATE/slapd-seed.ldif"
-  slapd_prepare 1; slapd_prepare 2
-  slapd_start 1; slapd_start 2
+  slapd_prepare 1; slapd_prepare 2; slapd_prepare 3
+  slapd_start 1; slapd_start 2; slapd_start 3
   dnsmasq_start
   samba_provision
   samba_start
@@ -324,17 +332,18 @@ start_one() {
     samba-sasl-tls) samba_sasl_tls_start ;;
     slapd-1) slapd_start 1 ;;
     slapd-2) slapd_start 2 ;;
+    slapd-3) slapd_start 3 ;;
     dnsmasq) dnsmasq_start ;;
     kube) kube_start ;;
-    *) die "unknown peer '$1' (samba, samba-sasl-tls, slapd-1, slapd-2, dnsmasq, kube)" ;;
+    *) die "unknown peer '$1' (samba, samba-sasl-tls, slapd-1, slapd-2, slapd-3, dnsmasq, kube)" ;;
   esac
 }
 
 stop_one() {
   case $1 in
-    samba|samba-sasl-tls|slapd-1|slapd-2|dnsmasq) stop_pidfile "$STATE/$1.pid" ;;
+    samba|samba-sasl-tls|slapd-1|slapd-2|slapd-3|dnsmasq) stop_pidfile "$STATE/$1.pid" ;;
     kube) kube_stop ;;
-    *) die "unknown peer '$1' (samba, samba-sasl-tls, slapd-1, slapd-2, dnsmasq, kube)" ;;
+    *) die "unknown peer '$1' (samba, samba-sasl-tls, slapd-1, slapd-2, slapd-3, dnsmasq, kube)" ;;
   esac
 }
 

@@ -12,7 +12,8 @@ n_users = int(sys.argv[2]) if len(sys.argv) > 2 else 50
 out = []
 
 def entry(dn, *lines):
-    out.append("\n".join([f"dn: {dn}", *lines]) + "\n")
+    # Replicas share entryUUIDs; slapadd would make up a different one per server.
+    out.append("\n".join([f"dn: {dn}", *lines, f"entryUUID: {uuid.uuid5(uuid.NAMESPACE_URL, dn.lower())}"]) + "\n")
 
 def guid(name):
     return uuid.uuid5(uuid.NAMESPACE_DNS, name).bytes

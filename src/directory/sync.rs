@@ -51,8 +51,8 @@ pub enum SyncError {
     Spec(#[from] SpecError),
     #[error("no directory server found: {0}")]
     Discover(DnsError),
-    #[error("no domain controller reachable; tried {}", .attempts.join("; "))]
-    NoDomainControllerReachable { attempts: Vec<String> },
+    #[error("no domain controller reachable; tried {}", .attempts.iter().map(|a| a.message.as_str()).collect::<Vec<_>>().join("; "))]
+    NoDomainControllerReachable { attempts: Vec<Attempt> },
     #[error(transparent)]
     Directory(#[from] DirectoryError),
     #[error(transparent)]
@@ -68,11 +68,35 @@ impl SyncError {
             Self::Spec(SpecError::Filter(_)) => "InvalidFilter",
             Self::Spec(_) => "InvalidSpec",
             Self::Discover(_) => "DnsLookupFailed",
-            Self::NoDomainControllerReachable { .. } => "NoDomainControllerReachable",
+            Self::NoDomainControllerReachable { attempts } => {
+                // Every server failing TLS the same way is a TLS problem (a wrong CA), not an outage.
+                let first = attempts.first().map(|a| a.reason);
+                match first {
+                    Some(r @ ("TlsHandshakeFailed" | "AuthenticationFailed"))
+                        if attempts.iter().all(|a| a.reason == r) =>
+                    {
+                        r
+                    }
+                    _ => "NoDomainControllerReachable",
+                }
+            }
             Self::Directory(e) => e.reason(),
             Self::Snapshot(_) => "InvalidDirectoryData",
             Self::SyncTimeout { .. } => "Timeout",
         }
+    }
+}
+
+/// One server that could not be used, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    pub reason: &'static str,
+    pub message: String,
+}
+
+impl Attempt {
+    fn of(e: &impl std::fmt::Display, reason: &'static str) -> Self {
+        Self { reason, message: e.to_string() }
     }
 }
 
@@ -194,7 +218,7 @@ impl PreparedConnection {
             let addresses = match dns.addresses(host).await {
                 Ok(a) => a,
                 Err(e) => {
-                    attempts.push(format!("{host}:{port}: {e}"));
+                    attempts.push(Attempt::of(&format!("{host}:{port}: {e}"), "DnsLookupFailed"));
                     continue;
                 }
             };
@@ -204,7 +228,7 @@ impl PreparedConnection {
                     Ok(session) => return Ok(session),
                     Err(e) if fails_over(&e) => {
                         tracing::info!(server = %endpoint, reason = e.reason(), error = %e, "directory server failed, trying the next");
-                        attempts.push(e.to_string());
+                        attempts.push(Attempt::of(&e, e.reason()));
                     }
                     Err(e) => return Err(e.into()),
                 }
@@ -255,7 +279,7 @@ impl PreparedConnection {
                     }
                     Err(SyncError::Directory(e)) if fails_over(&e) => {
                         tracing::warn!(server = %served_by, reason = e.reason(), error = %e, "read failed part-way, starting again on the next server");
-                        attempts.push(e.to_string());
+                        attempts.push(Attempt::of(&e, e.reason()));
                     }
                     Err(e) => return Err(e),
                 }

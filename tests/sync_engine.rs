@@ -1,0 +1,365 @@
+//! The sync engine end to end on real servers, through the same functions as `ldapsync sync` and
+//! `ldapsync check`: Samba AD (simple bind over StartTLS, Kerberos sealed and over TLS), slapd
+//! (generic schema), dnsmasq (priority, site, failover), and a table of bad inputs.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+
+use ldapsync::cli;
+use ldapsync::domain::snapshot::{ObjectKind, Snapshot};
+use ldapsync::store::local::LocalStore;
+use support::env;
+
+/// A manifest plus its secrets folder and a store, in a temporary directory.
+struct Case {
+    dir: tempfile::TempDir,
+}
+
+impl Case {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let secrets = dir.path().join("secrets");
+        let put = |name: &str, key: &str, bytes: &[u8]| {
+            std::fs::create_dir_all(secrets.join(name)).expect("secret dir");
+            std::fs::write(secrets.join(name).join(key), bytes).expect("secret file");
+        };
+        put("sync-password", "password", format!("{}\n", env("LDAPSYNC_TEST_AD_PASSWORD")).as_bytes());
+        put("wrong-password", "password", b"Not-The-Password1");
+        put("slapd-password", "password", env("LDAPSYNC_TEST_SLAPD_PASSWORD").as_bytes());
+        put("test-ca", "ca.crt", &support::read_file("LDAPSYNC_TEST_CA_FILE"));
+        put("other-ca", "ca.crt", &support::read_file("LDAPSYNC_TEST_OTHER_CA_FILE"));
+        put("sync-keytab", "keytab", &support::read_file("LDAPSYNC_TEST_KEYTAB"));
+        put("two-principals", "keytab", &support::read_file("LDAPSYNC_TEST_KEYTAB_TWO_PRINCIPALS"));
+        Self { dir }
+    }
+
+    fn manifest(&self, name: &str, spec: &str) -> PathBuf {
+        let path = self.dir.path().join(format!("{name}.yaml"));
+        let yaml = format!(
+            "apiVersion: ldapsync.io/v1alpha1\nkind: LdapConnection\nmetadata: {{name: {name}, namespace: mail, uid: {name}-uid}}\nspec:\n{spec}"
+        );
+        std::fs::write(&path, yaml).expect("manifest");
+        path
+    }
+
+    fn secrets(&self) -> PathBuf {
+        self.dir.path().join("secrets")
+    }
+
+    fn store(&self) -> PathBuf {
+        self.dir.path().join("store")
+    }
+
+    async fn sync(&self, manifest: &Path, dns: &str, approve: Option<&str>) -> Result<cli::SyncReport, cli::CliError> {
+        cli::sync(manifest, Some(&self.secrets()), &self.store(), Some(dns), approve).await
+    }
+
+    fn stored(&self, name: &str) -> Snapshot {
+        LocalStore::open(self.store())
+            .expect("store")
+            .load(&format!("{name}-uid"))
+            .expect("load")
+            .expect("a stored snapshot")
+            .snapshot
+    }
+
+    fn stored_bytes(&self, name: &str) -> Option<Vec<u8>> {
+        std::fs::read(self.store().join(format!("{name}-uid.snap"))).ok()
+    }
+}
+
+fn ad_dns() -> String {
+    env("LDAPSYNC_TEST_AD_DNS")
+}
+
+fn srv_dns() -> String {
+    env("LDAPSYNC_TEST_DNS")
+}
+
+fn ad_spec(extra: &str) -> String {
+    format!(
+        "  domain: {}\n  searchBase: {}\n  tls: {{mode: StartTLS, ca: {{secretRef: {{name: test-ca}}}}}}\n  auth: {{simple: {{bindDN: {}, passwordSecretRef: {{name: sync-password}}}}}}\n{extra}",
+        env("LDAPSYNC_TEST_AD_DOMAIN"),
+        env("LDAPSYNC_TEST_AD_BASE"),
+        env("LDAPSYNC_TEST_AD_BIND_DN"),
+    )
+}
+
+fn slapd_spec(domain: &str, extra: &str) -> String {
+    format!(
+        "  domain: {domain}\n  searchBase: {}\n  directoryType: Generic\n  tls: {{mode: StartTLS, ca: {{secretRef: {{name: test-ca}}}}}}\n  auth: {{simple: {{bindDN: '{}', passwordSecretRef: {{name: slapd-password}}}}}}\n{extra}",
+        env("LDAPSYNC_TEST_SLAPD_BASE"),
+        env("LDAPSYNC_TEST_SLAPD_BIND_DN"),
+    )
+}
+
+fn find<'a>(s: &'a Snapshot, prefix: &str) -> (usize, &'a ldapsync::domain::snapshot::DirObject) {
+    s.objects
+        .iter()
+        .enumerate()
+        .find(|(_, o)| o.dn.starts_with(prefix))
+        .unwrap_or_else(|| panic!("{prefix} not in snapshot"))
+}
+
+fn group_names(s: &Snapshot, groups: &[u32]) -> Vec<String> {
+    let mut v: Vec<String> = groups
+        .iter()
+        .map(|g| s.objects[*g as usize].dn.split(',').next().unwrap_or_default().trim_start_matches("CN=").to_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn active_directory_sync_over_starttls_builds_the_expected_snapshot() {
+    let case = Case::new();
+    let m = case.manifest("corp", &ad_spec(""));
+    let report = case.sync(&m, &ad_dns(), None).await.unwrap_or_else(|e| panic!("sync against Samba: {e}"));
+    assert!(report.server.starts_with(&format!("{}:389", env("LDAPSYNC_TEST_AD_HOST"))), "{}", report.server);
+    assert_eq!(report.contacts, 0, "contacts are off by default");
+    assert!(report.users > 1520, "{} users", report.users);
+    let s = case.stored("corp");
+
+    let (alice_i, alice) = find(&s, "CN=Alice Liddell");
+    let domain = env("LDAPSYNC_TEST_AD_DOMAIN");
+    assert_eq!(alice.primary_address.as_deref(), Some(format!("alice@{domain}").as_str()));
+    assert_eq!(
+        alice.addresses,
+        [format!("a.liddell@{domain}"), "alice@alias.example.test".into(), format!("alice@{domain}")]
+    );
+    assert_eq!(alice.account_name.as_deref(), Some("alice"));
+    assert_eq!(alice.principal_name.as_deref(), Some(format!("alice@{domain}").as_str()));
+    assert_eq!(alice.id.len(), 36, "objectGUID as a GUID string: {}", alice.id);
+    assert!(!alice.disabled);
+    assert_eq!(group_names(&s, &alice.member_of), ["LoopA", "Sales"]);
+    assert_eq!(group_names(&s, &s.transitive_groups(alice_i)), ["AllStaff", "LoopA", "LoopB", "Sales"]);
+    assert!(find(&s, "CN=Dave Disabled").1.disabled);
+
+    let (big, _) = find(&s, "CN=BigGroup");
+    let members = s.objects.iter().filter(|o| o.member_of.contains(&(big as u32))).count();
+    assert_eq!(members, 1510, "every member of the 1,510-member group");
+
+    assert_eq!(report.duplicate_addresses, 1);
+    assert!(
+        report.duplicate_examples[0].starts_with(&format!("address helpdesk@{domain}: ")),
+        "{:?}",
+        report.duplicate_examples
+    );
+}
+
+#[tokio::test]
+async fn contacts_are_synced_when_enabled() {
+    let case = Case::new();
+    let m = case.manifest("corp-contacts", &ad_spec("  contacts: {enabled: true}\n"));
+    let report = case.sync(&m, &ad_dns(), None).await.unwrap_or_else(|e| panic!("sync: {e}"));
+    assert_eq!(report.contacts, 2);
+    let s = case.stored("corp-contacts");
+    let (partner_i, partner) = find(&s, "CN=Ext Partner");
+    assert_eq!(partner.kind, ObjectKind::Contact);
+    assert_eq!(partner.addresses, ["partner@external.example"]);
+    assert_eq!(group_names(&s, &s.transitive_groups(partner_i)), ["AllStaff", "Sales"]);
+}
+
+#[tokio::test]
+async fn kerberos_sealed_and_over_tls_read_the_same_directory_as_simple_bind() {
+    let case = Case::new();
+    let simple = case.manifest("simple", &ad_spec(""));
+    let sealed = case.manifest(
+        "sealed",
+        &ad_spec("").replace(
+            "  tls: {mode: StartTLS, ca: {secretRef: {name: test-ca}}}\n  auth: {simple: {bindDN: svc-sync@corp.example.test, passwordSecretRef: {name: sync-password}}}\n",
+            "  tls: {mode: None}\n  auth: {kerberos: {keytabSecretRef: {name: sync-keytab}}}\n",
+        ),
+    );
+    let over_tls = case.manifest(
+        "krbtls",
+        &ad_spec(&format!(
+            "  servers: {{static: ['{}:389']}}\n",
+            env("LDAPSYNC_TEST_AD_SASL_TLS_ADDR")
+        ))
+        .replace(
+            "  tls: {mode: StartTLS, ca: {secretRef: {name: test-ca}}}\n  auth: {simple: {bindDN: svc-sync@corp.example.test, passwordSecretRef: {name: sync-password}}}\n",
+            &format!(
+                "  tls: {{mode: StartTLS, serverName: {}, ca: {{secretRef: {{name: test-ca}}}}}}\n  auth: {{kerberos: {{keytabSecretRef: {{name: sync-keytab}}, principal: svc-sync}}}}\n",
+                env("LDAPSYNC_TEST_AD_HOST")
+            ),
+        ),
+    );
+    for m in [&simple, &sealed, &over_tls] {
+        case.sync(m, &ad_dns(), None).await.unwrap_or_else(|e| panic!("{}: {e}", m.display()));
+    }
+    let (a, b, c) = (case.stored("simple"), case.stored("sealed"), case.stored("krbtls"));
+    assert!(c.server.contains(&env("LDAPSYNC_TEST_AD_SASL_TLS_ADDR")), "{}", c.server);
+    assert_eq!(a.objects, b.objects, "sealed Kerberos read differs from the simple-bind read");
+    assert_eq!(a.objects, c.objects, "Kerberos over StartTLS read differs from the simple-bind read");
+}
+
+#[tokio::test]
+async fn generic_ldap_through_srv_uses_the_preferred_server_and_resolves_nesting() {
+    let case = Case::new();
+    let m = case.manifest("generic", &slapd_spec(&env("LDAPSYNC_TEST_SRV_DOMAIN"), ""));
+    let report = case.sync(&m, &srv_dns(), None).await.unwrap_or_else(|e| panic!("sync against slapd: {e}"));
+    assert!(report.server.starts_with("ldap1.example.test:389"), "priority 10 wins: {}", report.server);
+    // 50 inetOrgPerson + 3 AD-shaped `user` entries (a subclass of inetOrgPerson); 3 generic groups.
+    assert_eq!((report.users, report.groups), (53, 3));
+    let s = case.stored("generic");
+    let (u0, user0) = find(&s, "uid=u000000,");
+    assert_eq!(user0.account_name.as_deref(), Some("u000000"));
+    assert_eq!(user0.addresses, ["u000000@example.test"]);
+    assert_eq!(user0.id.len(), 36, "entryUUID: {}", user0.id);
+    let names: Vec<&str> = s
+        .transitive_groups(u0)
+        .iter()
+        .map(|g| s.objects[*g as usize].dn.split(',').next().unwrap_or_default())
+        .collect();
+    assert_eq!(names, ["cn=admins", "cn=everyone", "cn=staff"], "groupOfUniqueNames and nesting");
+    let (_, staff) = find(&s, "cn=staff,");
+    assert_eq!(staff.addresses, ["staff@example.test"]);
+}
+
+#[tokio::test]
+async fn a_site_record_is_asked_before_the_domain_wide_one() {
+    let case = Case::new();
+    let m = case.manifest("site", &slapd_spec(&env("LDAPSYNC_TEST_SRV_DOMAIN"), "  servers: {srv: {site: hq}}\n"));
+    let report = case.sync(&m, &srv_dns(), None).await.unwrap_or_else(|e| panic!("sync: {e}"));
+    assert!(report.server.starts_with("ldap2.example.test:389"), "{}", report.server);
+}
+
+#[tokio::test]
+async fn a_dead_server_in_the_list_is_skipped() {
+    let case = Case::new();
+    let m = case.manifest(
+        "static",
+        &slapd_spec(
+            "example.test",
+            "  servers: {static: ['127.0.0.4:389', '127.0.0.3:389']}\n  timeouts: {connect: 2s}\n",
+        ),
+    );
+    let report = case.sync(&m, &srv_dns(), None).await.unwrap_or_else(|e| panic!("sync: {e}"));
+    assert_eq!(report.server, "127.0.0.3:389");
+}
+
+/// Stops slapd-3 (the preferred server of failover.example.test) and restarts it when dropped.
+struct StoppedPeer(&'static str);
+
+impl StoppedPeer {
+    fn stop(peer: &'static str) -> Self {
+        test_env(&["stop", peer]);
+        Self(peer)
+    }
+}
+
+impl Drop for StoppedPeer {
+    fn drop(&mut self) {
+        test_env(&["start", self.0]);
+    }
+}
+
+fn test_env(args: &[&str]) {
+    let script = format!("{}/test-env.sh", env("LDAPSYNC_TEST_SCRIPTS"));
+    let status = std::process::Command::new("bash").arg(&script).args(args).status().expect("run test-env.sh");
+    assert!(status.success(), "test-env.sh {args:?} failed");
+}
+
+#[tokio::test]
+async fn failover_to_the_next_priority_when_the_preferred_server_stops() {
+    let case = Case::new();
+    let m = case.manifest("failover", &slapd_spec("failover.example.test", ""));
+    let first = case.sync(&m, &srv_dns(), None).await.unwrap_or_else(|e| panic!("sync: {e}"));
+    assert!(first.server.starts_with("ldap4.example.test:389"), "{}", first.server);
+    let before = case.stored("failover");
+    {
+        let _stopped = StoppedPeer::stop("slapd-3");
+        let second = case.sync(&m, &srv_dns(), None).await.unwrap_or_else(|e| panic!("sync with ldap4 down: {e}"));
+        assert!(second.server.starts_with("ldap2.example.test:389"), "{}", second.server);
+    }
+    assert_eq!(case.stored("failover").objects, before.objects, "both servers hold the same data");
+}
+
+#[tokio::test]
+async fn deletion_safety_holds_a_large_drop_until_approved() {
+    let case = Case::new();
+    let m = case.manifest("guarded", &slapd_spec("example.test", "  servers: {static: ['127.0.0.2:389']}\n"));
+    case.sync(&m, &srv_dns(), None).await.unwrap_or_else(|e| panic!("first sync: {e}"));
+    let before = case.stored_bytes("guarded");
+    // A narrower filter drops 43 of 56 objects (over 20 %).
+    let narrowed = case.manifest(
+        "guarded",
+        &slapd_spec("example.test", "  servers: {static: ['127.0.0.2:389']}\n  filters: {users: '(uid=u00000*)'}\n"),
+    );
+    let err = case.sync(&narrowed, &srv_dns(), None).await.expect_err("held");
+    assert_eq!(err.reason(), "DeletionThresholdExceeded", "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("remove 43 of 56"), "{msg}");
+    assert_eq!(case.stored_bytes("guarded"), before, "a held sync leaves the cache alone");
+    let hash =
+        msg.split("approve-deletions to ").nth(1).and_then(|r| r.split_whitespace().next()).expect("hash in message");
+    let approved = case.sync(&narrowed, &srv_dns(), Some(hash)).await.unwrap_or_else(|e| panic!("approved sync: {e}"));
+    assert_eq!((approved.users, approved.deleted), (10, 43));
+    assert_eq!(approved.snapshot_hash, hash);
+}
+
+#[tokio::test]
+async fn check_reports_server_capabilities_and_counts() {
+    let case = Case::new();
+    let m = case.manifest("check", &ad_spec("  contacts: {enabled: true}\n"));
+    let report = cli::check(&m, Some(&case.secrets()), Some(&ad_dns())).await.unwrap_or_else(|e| panic!("check: {e}"));
+    assert!(report.tls && report.paged_results && report.dirsync, "{report:?}");
+    assert_eq!(report.counts.get("contacts"), Some(&2));
+    assert!(report.counts.get("users").is_some_and(|n| *n > 1520), "{report:?}");
+    assert_eq!(report.root_dse.get("defaultNamingContext"), Some(&vec![env("LDAPSYNC_TEST_AD_BASE")]));
+}
+
+#[tokio::test]
+async fn bad_inputs_get_their_reason_and_leave_the_previous_snapshot_untouched() {
+    let case = Case::new();
+    let good = ad_spec("  timeouts: {connect: 2s}\n");
+    let m = case.manifest("victim", &good);
+    case.sync(&m, &ad_dns(), None).await.unwrap_or_else(|e| panic!("good sync: {e}"));
+    let before = case.stored_bytes("victim").expect("a snapshot");
+    let base = env("LDAPSYNC_TEST_AD_BASE");
+    let cases: Vec<(&str, String, &str)> = vec![
+        ("wrong password", good.replace("sync-password", "wrong-password"), "AuthenticationFailed"),
+        ("unreachable DC", format!("{good}  servers: {{static: ['127.0.0.4:389']}}\n"), "NoDomainControllerReachable"),
+        ("wrong CA", good.replace("name: test-ca", "name: other-ca"), "TlsHandshakeFailed"),
+        (
+            "keytab with two principals",
+            good.replace(
+                "auth: {simple: {bindDN: svc-sync@corp.example.test, passwordSecretRef: {name: sync-password}}}",
+                "auth: {kerberos: {keytabSecretRef: {name: two-principals}}}",
+            ),
+            "KeytabInvalid",
+        ),
+        ("malformed filter", format!("{good}  filters: {{groups: '(cn=Sales'}}\n"), "InvalidFilter"),
+        ("missing search base", good.replace(&base, &format!("OU=Gone,{base}")), "SearchBaseNotFound"),
+        (
+            "domain without SRV records",
+            good.replace("domain: corp.example.test", "domain: nosrv.corp.example.test"),
+            "DnsLookupFailed",
+        ),
+        ("missing secret", good.replace("name: sync-password", "name: no-such-secret"), "SecretNotFound"),
+        (
+            "GSSAPI refused over TLS by a strict DC",
+            good.replace(
+                "auth: {simple: {bindDN: svc-sync@corp.example.test, passwordSecretRef: {name: sync-password}}}",
+                "auth: {kerberos: {keytabSecretRef: {name: sync-keytab}}}",
+            ),
+            "StrongerAuthRequired",
+        ),
+        ("plain simple bind", good.replace("mode: StartTLS, ", "mode: None, "), "InvalidSpec"),
+        ("unparsable timeout", good.replace("connect: 2s", "connect: soon"), "InvalidSpec"),
+    ];
+    for (name, spec, reason) in cases {
+        let m = case.manifest("victim", &spec);
+        match case.sync(&m, &ad_dns(), None).await {
+            Ok(r) => panic!("{name}: expected {reason}, the sync succeeded via {}", r.server),
+            Err(e) => assert_eq!(e.reason(), reason, "{name}: {e}"),
+        }
+        assert_eq!(
+            case.stored_bytes("victim").as_deref(),
+            Some(before.as_slice()),
+            "{name}: the cached snapshot changed"
+        );
+    }
+}
