@@ -325,7 +325,7 @@ impl PreparedConnection {
                     break;
                 };
                 let raw = RawEntry { dn: entry.dn, attrs: entry.attrs, bin_attrs: entry.bin_attrs };
-                match builder.add_range(&pending, &raw) {
+                match builder.add_range(&pending, raw) {
                     Some(next) => pending = next,
                     None => break,
                 }

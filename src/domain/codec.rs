@@ -21,7 +21,7 @@ pub const VERSION: u16 = 1;
 const HEADER_LEN: usize = 60;
 /// Refuse to inflate beyond this: a corrupt length must not exhaust memory.
 const MAX_PAYLOAD: u64 = 4 << 30;
-const ZSTD_LEVEL: i32 = 3;
+const ZSTD_LEVEL: i32 = 1;
 
 /// Why bytes are not a usable snapshot.
 #[derive(Debug, thiserror::Error)]
@@ -49,18 +49,41 @@ pub struct Encoded {
 }
 
 pub fn encode(snapshot: &Snapshot) -> Result<Encoded, CodecError> {
-    let raw = postcard::to_allocvec(snapshot).map_err(|e| CodecError::Encode(e.to_string()))?;
-    let compressed = zstd::bulk::compress(&raw, ZSTD_LEVEL).map_err(|e| CodecError::Encode(e.to_string()))?;
-    let mut bytes = Vec::with_capacity(HEADER_LEN + compressed.len());
-    bytes.extend_from_slice(MAGIC);
-    bytes.extend_from_slice(&VERSION.to_be_bytes());
-    bytes.extend_from_slice(&0u16.to_be_bytes());
-    bytes.extend_from_slice(&(raw.len() as u64).to_be_bytes());
-    bytes.extend_from_slice(&(compressed.len() as u64).to_be_bytes());
-    bytes.extend_from_slice(&Sha256::digest(&compressed));
-    bytes.extend_from_slice(&compressed);
+    let fail = |e: &dyn std::fmt::Display| CodecError::Encode(e.to_string());
+    // Serialise straight into the compressor, behind a header filled in afterwards: the
+    // uncompressed encoding never exists in memory as a whole.
+    let mut bytes = vec![0u8; HEADER_LEN];
+    let mut encoder = zstd::stream::Encoder::new(&mut bytes, ZSTD_LEVEL).map_err(|e| fail(&e))?;
+    let mut counter = CountingWriter { inner: &mut encoder, count: 0 };
+    postcard::to_io(snapshot, &mut counter).map_err(|e| fail(&e))?;
+    let raw_len = counter.count;
+    encoder.finish().map_err(|e| fail(&e))?;
+    let compressed_len = (bytes.len() - HEADER_LEN) as u64;
+    let digest = Sha256::digest(&bytes[HEADER_LEN..]);
+    bytes[..8].copy_from_slice(MAGIC);
+    bytes[8..10].copy_from_slice(&VERSION.to_be_bytes());
+    bytes[12..20].copy_from_slice(&raw_len.to_be_bytes());
+    bytes[20..28].copy_from_slice(&compressed_len.to_be_bytes());
+    bytes[28..60].copy_from_slice(&digest);
     let hash = hex(&Sha256::digest(&bytes));
     Ok(Encoded { bytes, hash })
+}
+
+struct CountingWriter<W> {
+    inner: W,
+    count: u64,
+}
+
+impl<W: std::io::Write> std::io::Write for CountingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.count += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 pub fn decode(bytes: &[u8]) -> Result<Snapshot, CodecError> {

@@ -1,6 +1,8 @@
 //! Duplicate user names and email addresses across the objects and connections one node caches.
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
+
+use rustc_hash::FxHashMap;
 
 use super::snapshot::{DirObject, Snapshot};
 
@@ -27,46 +29,67 @@ impl DuplicateReport {
 /// Checks user names and addresses over every object of `snapshots`, each labelled with its
 /// connection (`namespace/name`). Deterministic: the same input gives the same report.
 pub fn find_duplicates<'a>(snapshots: impl IntoIterator<Item = &'a Snapshot>) -> DuplicateReport {
-    let mut names: BTreeMap<String, Vec<Holder<'a>>> = BTreeMap::new();
-    let mut addresses: BTreeMap<&'a str, Vec<Holder<'a>>> = BTreeMap::new();
+    // First holder and (if any) second holder of each value; values are compared lowercased.
+    let mut names: FxHashMap<Cow<'a, str>, Seen<'a>> = FxHashMap::default();
+    let mut addresses: FxHashMap<&'a str, Seen<'a>> = FxHashMap::default();
     for snapshot in snapshots {
         let connection = snapshot.connection.name.as_str();
         for object in &snapshot.objects {
             let holder = Holder { connection, object };
-            let mut own_names: Vec<String> = Vec::with_capacity(2);
-            if let Some(n) = &object.account_name {
-                own_names.push(n.to_lowercase());
-            }
-            if let Some(n) = &object.principal_name {
-                own_names.push(n.to_lowercase());
-            }
-            own_names.sort_unstable();
-            own_names.dedup();
-            for n in own_names {
-                names.entry(n).or_default().push(holder);
+            let account = object.account_name.as_deref().map(lowercase);
+            let principal = object.principal_name.as_deref().map(lowercase).filter(|p| Some(p) != account.as_ref());
+            for n in account.into_iter().chain(principal) {
+                names.entry(n).and_modify(|s| s.add(holder)).or_insert_with(|| Seen::new(holder));
             }
             for a in &object.addresses {
-                addresses.entry(a.as_str()).or_default().push(holder);
+                addresses.entry(a.as_str()).and_modify(|s| s.add(holder)).or_insert_with(|| Seen::new(holder));
             }
         }
     }
-    let mut report = DuplicateReport::default();
+    let mut dup_addresses: Vec<(&str, Seen<'a>)> = addresses.into_iter().filter(|(_, s)| s.second.is_some()).collect();
+    let mut dup_names: Vec<(Cow<'a, str>, Seen<'a>)> = names.into_iter().filter(|(_, s)| s.second.is_some()).collect();
+    dup_addresses.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    dup_names.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     let mut examples = Vec::new();
-    for (address, holders) in &addresses {
-        if holders.len() > 1 {
-            report.addresses += 1;
-            examples.push(format!("address {address}: {} and {}", holders[0], holders[1]));
-        }
+    for (value, seen) in dup_addresses.iter().take(MAX_EXAMPLES) {
+        examples.push(format!("address {value}: {seen}"));
     }
-    for (name, holders) in &names {
-        if holders.len() > 1 {
-            report.user_names += 1;
-            examples.push(format!("user name {name}: {} and {}", holders[0], holders[1]));
-        }
+    for (value, seen) in dup_names.iter().take(MAX_EXAMPLES) {
+        examples.push(format!("user name {value}: {seen}"));
     }
     examples.truncate(MAX_EXAMPLES);
-    report.examples = examples;
-    report
+    DuplicateReport { user_names: dup_names.len() as u64, addresses: dup_addresses.len() as u64, examples }
+}
+
+fn lowercase(s: &str) -> Cow<'_, str> {
+    if s.chars().any(char::is_uppercase) { Cow::Owned(s.to_lowercase()) } else { Cow::Borrowed(s) }
+}
+
+#[derive(Clone, Copy)]
+struct Seen<'a> {
+    first: Holder<'a>,
+    second: Option<Holder<'a>>,
+}
+
+impl<'a> Seen<'a> {
+    fn new(first: Holder<'a>) -> Self {
+        Self { first, second: None }
+    }
+
+    fn add(&mut self, holder: Holder<'a>) {
+        if self.second.is_none() && !std::ptr::eq(self.first.object, holder.object) {
+            self.second = Some(holder);
+        }
+    }
+}
+
+impl std::fmt::Display for Seen<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.second {
+            Some(second) => write!(f, "{} and {second}", self.first),
+            None => write!(f, "{}", self.first),
+        }
+    }
 }
 
 #[derive(Clone, Copy)]

@@ -1,12 +1,14 @@
 //! The snapshot: every cached object of one connection, its addresses and group memberships,
 //! built from directory entries in a deterministic order.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
+
+use rustc_hash::FxHashMap;
 
 use serde::{Deserialize, Serialize};
 
 use super::address::AddressSet;
-use super::dn::Dn;
+use super::dn;
 
 /// What kind of directory object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -197,14 +199,16 @@ pub enum SnapshotError {
 /// Builds a snapshot one entry at a time, so memory holds objects, not raw pages.
 pub struct SnapshotBuilder {
     names: AttributeNames,
-    objects: Vec<(String, DirObject)>,
-    by_dn: HashMap<String, usize>,
-    group_members: HashMap<usize, Vec<String>>,
+    objects: Vec<DirObject>,
+    /// Normalised DN -> index into `objects`; the only copy of each key.
+    by_dn: FxHashMap<String, u32>,
+    /// Raw member DNs of each group (by index), resolved in `finish` once every object is known.
+    group_members: FxHashMap<u32, Vec<String>>,
 }
 
 impl SnapshotBuilder {
     pub fn new(names: AttributeNames) -> Self {
-        Self { names, objects: Vec::new(), by_dn: HashMap::new(), group_members: HashMap::new() }
+        Self { names, objects: Vec::new(), by_dn: FxHashMap::default(), group_members: FxHashMap::default() }
     }
 
     /// Number of objects taken so far (progress reporting).
@@ -218,10 +222,9 @@ impl SnapshotBuilder {
 
     /// Takes one entry of `kind`. For a group whose member list was cut into ranges, returns what
     /// to ask for next. An entry seen twice (overlapping filters) is kept once.
-    pub fn add(&mut self, kind: ObjectKind, entry: RawEntry) -> Result<Vec<PendingRange>, SnapshotError> {
-        let key = Dn::parse(&entry.dn)
-            .map_err(|e| SnapshotError::BadDn { dn: entry.dn.clone(), reason: e.to_string() })?
-            .to_string();
+    pub fn add(&mut self, kind: ObjectKind, mut entry: RawEntry) -> Result<Vec<PendingRange>, SnapshotError> {
+        let key = dn::normalize(&entry.dn)
+            .map_err(|e| SnapshotError::BadDn { dn: entry.dn.clone(), reason: e.to_string() })?;
         if self.by_dn.contains_key(&key) {
             return Ok(Vec::new());
         }
@@ -235,7 +238,14 @@ impl SnapshotBuilder {
         let id = match entry.binary(&n.id) {
             Some(bytes) if bytes.len() == 16 => format_guid(bytes),
             Some(bytes) => bytes.iter().map(|b| format!("{b:02x}")).collect(),
-            None => entry.first(&n.id).map_or_else(|| key.clone(), str::to_owned),
+            // A GUID whose bytes happen to be valid UTF-8 arrives as text.
+            None => match entry.first(&n.id) {
+                Some(text) if text.len() == 16 && n.id.eq_ignore_ascii_case("objectGUID") => {
+                    format_guid(text.as_bytes())
+                }
+                Some(text) => text.to_owned(),
+                None => key.clone(),
+            },
         };
         let disabled = kind == ObjectKind::User
             && n.account_control
@@ -247,19 +257,12 @@ impl SnapshotBuilder {
         let mut members = Vec::new();
         if kind == ObjectKind::Group {
             for attr in &n.members {
-                for (name, values) in &entry.attrs {
-                    if name.eq_ignore_ascii_case(attr) {
-                        members.extend(values.iter().cloned());
-                    } else if let Some(range) = parse_range_attribute(name, attr) {
-                        members.extend(values.iter().cloned());
-                        if let Some(end) = range.end {
-                            pending.push(PendingRange {
-                                group_dn: entry.dn.clone(),
-                                attr: attr.clone(),
-                                next: end + 1,
-                            });
-                        }
+                let names: Vec<String> = entry.attrs.keys().filter(|k| is_member_attribute(k, attr)).cloned().collect();
+                for name in names {
+                    if let Some(range) = parse_range_attribute(&name, attr).and_then(|r| r.end) {
+                        pending.push(PendingRange { group_dn: entry.dn.clone(), attr: attr.clone(), next: range + 1 });
                     }
+                    members.extend(entry.attrs.remove(&name).unwrap_or_default());
                 }
             }
         }
@@ -275,9 +278,9 @@ impl SnapshotBuilder {
             member_of: Vec::new(),
             dn: entry.dn,
         };
-        let index = self.objects.len();
-        self.by_dn.insert(key.clone(), index);
-        self.objects.push((key, object));
+        let index = self.objects.len() as u32;
+        self.by_dn.insert(key, index);
+        self.objects.push(object);
         if kind == ObjectKind::Group {
             self.group_members.insert(index, members);
         }
@@ -285,20 +288,20 @@ impl SnapshotBuilder {
     }
 
     /// Adds member values fetched by a ranged read. Returns the next range to ask for, if any.
-    pub fn add_range(&mut self, pending: &PendingRange, entry: &RawEntry) -> Option<PendingRange> {
-        let key = Dn::parse(&pending.group_dn).ok()?.to_string();
+    pub fn add_range(&mut self, pending: &PendingRange, entry: RawEntry) -> Option<PendingRange> {
+        let key = dn::normalize(&pending.group_dn).ok()?;
         let index = *self.by_dn.get(&key)?;
         let mut next = None;
-        for (name, values) in &entry.attrs {
-            if let Some(range) = parse_range_attribute(name, &pending.attr) {
-                self.group_members.entry(index).or_default().extend(values.iter().cloned());
+        for (name, values) in entry.attrs {
+            if let Some(range) = parse_range_attribute(&name, &pending.attr) {
+                self.group_members.entry(index).or_default().extend(values);
                 next = range.end.map(|end| PendingRange { next: end + 1, ..pending.clone() });
             }
         }
         next
     }
 
-    /// Sorts objects by normalised DN, resolves member DNs to objects and returns the snapshot.
+    /// Resolves member DNs to objects, sorts objects by normalised DN and returns the snapshot.
     pub fn finish(
         self,
         connection: ConnectionRef,
@@ -307,33 +310,40 @@ impl SnapshotBuilder {
         server: &str,
         taken_at: i64,
     ) -> Snapshot {
-        let mut order: Vec<usize> = (0..self.objects.len()).collect();
-        order.sort_by(|a, b| self.objects[*a].0.cmp(&self.objects[*b].0));
-        let mut new_index = vec![0u32; order.len()];
-        for (new, old) in order.iter().enumerate() {
-            new_index[*old] = new as u32;
-        }
-        let mut member_of: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+        let Self { objects: unsorted, by_dn, group_members, .. } = self;
+        // Direct groups of each object, by the order objects were read.
+        let mut groups_of: Vec<Vec<u32>> = vec![Vec::new(); unsorted.len()];
         let mut unresolved = 0u64;
-        for (group_old, members) in &self.group_members {
-            let group_new = new_index[*group_old];
+        for (group, members) in &group_members {
             for member in members {
-                let resolved = Dn::parse(member).ok().and_then(|dn| self.by_dn.get(&dn.to_string()).copied());
-                match resolved {
-                    Some(m) => member_of.entry(new_index[m]).or_default().push(group_new),
+                match dn::normalize(member).ok().and_then(|key| by_dn.get(&key).copied()) {
+                    Some(m) => groups_of[m as usize].push(*group),
                     None => unresolved += 1,
                 }
             }
         }
-        let mut slots: Vec<Option<DirObject>> = self.objects.into_iter().map(|(_, o)| Some(o)).collect();
-        let mut objects = Vec::with_capacity(slots.len());
-        for (new, old) in order.into_iter().enumerate() {
-            if let Some(mut o) = slots[old].take() {
-                let mut groups = member_of.remove(&(new as u32)).unwrap_or_default();
-                groups.sort_unstable();
-                groups.dedup();
-                o.member_of = groups;
-                objects.push(o);
+        drop(group_members);
+        let mut order: Vec<(String, u32)> = by_dn.into_iter().collect();
+        order.sort_unstable();
+        // target[old] = new position; then permute in place (no second copy of every object).
+        let mut target = vec![0u32; order.len()];
+        for (new, (_, old)) in order.iter().enumerate() {
+            target[*old as usize] = new as u32;
+        }
+        drop(order);
+        let mut objects = unsorted;
+        for (old, object) in objects.iter_mut().enumerate() {
+            let mut groups: Vec<u32> = groups_of[old].iter().map(|g| target[*g as usize]).collect();
+            groups.sort_unstable();
+            groups.dedup();
+            object.member_of = groups;
+        }
+        drop(groups_of);
+        for i in 0..objects.len() {
+            while target[i] as usize != i {
+                let j = target[i] as usize;
+                objects.swap(i, j);
+                target.swap(i, j);
             }
         }
         Snapshot {
@@ -346,6 +356,10 @@ impl SnapshotBuilder {
             unresolved_members: unresolved,
         }
     }
+}
+
+fn is_member_attribute(name: &str, attr: &str) -> bool {
+    name.eq_ignore_ascii_case(attr) || parse_range_attribute(name, attr).is_some()
 }
 
 /// objectGUID bytes as the usual GUID string (first three fields little-endian).
@@ -481,10 +495,10 @@ pub(crate) mod tests {
         let pending = b.add(ObjectKind::Group, first).expect("group");
         assert_eq!(pending, [PendingRange { group_dn: "CN=Big,DC=x".into(), attr: "member".into(), next: 1500 }]);
         let second = entry("CN=Big,DC=x", &[("member;range=1500-2999", &["CN=u3,DC=x", "CN=u4,DC=x", "CN=u5,DC=x"])]);
-        let next = b.add_range(&pending[0], &second).expect("a third range");
+        let next = b.add_range(&pending[0], second).expect("a third range");
         assert_eq!(next.next, 3000);
         let last = entry("CN=Big,DC=x", &[("member;range=3000-*", &["CN=u6,DC=x"])]);
-        assert_eq!(b.add_range(&next, &last), None);
+        assert_eq!(b.add_range(&next, last), None);
         for i in 0..7 {
             b.add(ObjectKind::User, entry(&format!("CN=u{i},DC=x"), &[])).expect("user");
         }

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Benchmarks `ldapsync sync` against `ldapsearch -E pr=1000/noprompt` reading the same entries and
+# attributes from OpenLDAP over StartTLS, in the same run, on this machine. Sizes default to 10k and
+# 100k users (1k groups); set BENCH_SIZES="10000 100000 1000000" for more. Results: a Markdown table
+# on stdout. Runs as root; builds the release binary outside and measures inside a private netns.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ -z "${IN_BENCH_NETNS:-}" ]; then
+  bash scripts/install-deps.sh
+  cargo build --release --locked --bin ldapsync >&2
+  exec env IN_BENCH_NETNS=1 unshare --net --fork -- bash "$0" "$@"
+fi
+ip link set lo up
+here=$(pwd)
+W=${BENCH_DIR:-/tmp/ldapsync-bench}
+SIZES=${BENCH_SIZES:-"10000 100000"}
+RUNS=${BENCH_RUNS:-3}
+BASE=dc=volume,dc=test
+PW=bench-Root-Pw1
+rm -rf "$W"; mkdir -p "$W/pki"
+openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj '/CN=bench CA' -keyout "$W/pki/ca.key" -out "$W/pki/ca.pem" \
+  -addext 'basicConstraints=critical,CA:TRUE' 2>/dev/null
+openssl req -newkey rsa:2048 -nodes -subj '/CN=127.0.0.7' -keyout "$W/pki/server.key" -out "$W/pki/server.csr" 2>/dev/null
+printf 'subjectAltName=IP:127.0.0.7\n' > "$W/pki/ext.cnf"
+openssl x509 -req -in "$W/pki/server.csr" -CA "$W/pki/ca.pem" -CAkey "$W/pki/ca.key" -CAcreateserial -days 30 \
+  -extfile "$W/pki/ext.cnf" -out "$W/pki/server.pem" 2>/dev/null
+mkdir -p "$W/secrets/pw" "$W/secrets/ca"; printf '%s' "$PW" > "$W/secrets/pw/password"; cp "$W/pki/ca.pem" "$W/secrets/ca/ca.crt"
+cat > "$W/conn.yaml" <<YAML
+apiVersion: ldapsync.io/v1alpha1
+kind: LdapConnection
+metadata: {name: volume, namespace: bench, uid: bench-volume}
+spec:
+  domain: volume.test
+  searchBase: "$BASE"
+  directoryType: Generic
+  servers: {static: ["127.0.0.7:389"]}
+  tls: {mode: StartTLS, ca: {secretRef: {name: ca}}}
+  auth: {simple: {bindDN: "cn=admin,$BASE", passwordSecretRef: {name: pw}}}
+  emailAttributes: [mail]
+  pageSize: 1000
+  timeouts: {operation: 120s, sync: 30m}
+  deletionSafety: {maxDeletedObjects: 0, maxDeletedPercent: 0}
+YAML
+slapd_pid=
+stop_slapd() { [ -n "$slapd_pid" ] && kill "$slapd_pid" 2>/dev/null && while kill -0 "$slapd_pid" 2>/dev/null; do sleep 0.1; done; slapd_pid=; }
+trap stop_slapd EXIT
+measure() { # prints "wall user+sys maxrss_kib" of a command, output discarded
+  /usr/bin/time -f '%e %U %S %M' -o "$W/time" "$@" > /dev/null
+  awk '{printf "%s %.2f %s\n", $1, $2 + $3, $4}' "$W/time"
+}
+median() { sort -n | awk '{a[NR]=$0} END {print a[int((NR+1)/2)]}'; }
+echo "| users | groups | tool | wall s | CPU s | peak RSS MiB |"
+echo "|---:|---:|---|---:|---:|---:|"
+for n in $SIZES; do
+  groups=1000
+  D=$W/slapd-$n; mkdir -p "$D/data"
+  cat > "$D/slapd.conf" <<CONF
+include /etc/ldap/schema/core.schema
+include /etc/ldap/schema/cosine.schema
+include /etc/ldap/schema/inetorgperson.schema
+include $here/scripts/seed/ad-like.schema
+pidfile $D/slapd.pid
+modulepath /usr/lib/ldap
+moduleload back_mdb
+TLSCertificateFile $W/pki/server.pem
+TLSCertificateKeyFile $W/pki/server.key
+sizelimit unlimited
+database mdb
+maxsize 8589934592
+suffix "$BASE"
+rootdn "cn=admin,$BASE"
+rootpw $PW
+directory $D/data
+dbnosync
+CONF
+  python3 scripts/seed/volume_ldif.py "$BASE" "$n" "$groups" > "$D/seed.ldif"
+  slapadd -q -f "$D/slapd.conf" -l "$D/seed.ldif"
+  slapd -f "$D/slapd.conf" -h "ldap://127.0.0.7:389/"
+  slapd_pid=$(cat "$D/slapd.pid")
+  until ldapsearch -x -H ldap://127.0.0.7 -b '' -s base >/dev/null 2>&1; do sleep 0.05; done
+  q() { LDAPTLS_CACERT=$W/pki/ca.pem ldapsearch -ZZ -LLL -x -H ldap://127.0.0.7 -D "cn=admin,$BASE" -w "$PW" -E pr=1000/noprompt -b "$BASE" "$@"; }
+  both() {
+    q '(objectClass=inetOrgPerson)' entryUUID uid cn mail
+    q '(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames))' entryUUID uid cn mail member uniqueMember
+  }
+  export -f q both; export W BASE PW
+  for tool in ldapsearch ldapsync; do
+    : > "$W/runs"
+    for _ in $(seq 1 "$RUNS"); do
+      if [ $tool = ldapsearch ]; then
+        measure bash -c both >> "$W/runs"
+      else
+        rm -rf "$W/store"
+        if [ -n "${BENCH_PERF:-}" ]; then  # profile instead: BENCH_PERF=out.data
+          perf record -e cpu-clock -F 1999 -g -o "$BENCH_PERF" "$here/target/release/ldapsync" sync -f "$W/conn.yaml" \
+            --secrets-dir "$W/secrets" --store "$W/store" > /dev/null 2>&1
+          echo "0 0 0" >> "$W/runs"
+        else
+          measure "$here/target/release/ldapsync" sync -f "$W/conn.yaml" --secrets-dir "$W/secrets" --store "$W/store" >> "$W/runs"
+        fi
+      fi
+    done
+    wall=$(cut -d' ' -f1 "$W/runs" | median); cpu=$(cut -d' ' -f2 "$W/runs" | median); rss=$(cut -d' ' -f3 "$W/runs" | median)
+    echo "| $n | $groups | $tool | $wall | $cpu | $(( rss / 1024 )) |"
+  done
+  stop_slapd
+  rm -rf "$D"
+done
