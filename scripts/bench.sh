@@ -96,7 +96,7 @@ CONF
             --secrets-dir "$W/secrets" --store "$W/store" > /dev/null 2>&1
           echo "0 0 0" >> "$W/runs"
         else
-          measure "$here/target/release/ldapsync" sync -f "$W/conn.yaml" --secrets-dir "$W/secrets" --store "$W/store" >> "$W/runs"
+          measure env ${BENCH_ENV:-LDAPSYNC_BENCH=1} "$here/target/release/ldapsync" sync -f "$W/conn.yaml" --secrets-dir "$W/secrets" --store "$W/store" >> "$W/runs"
         fi
       fi
     done

@@ -196,28 +196,43 @@ pub enum SnapshotError {
     BadDn { dn: String, reason: String },
 }
 
+/// Objects per storage chunk of the builder.
+const CHUNK: usize = 4096;
+
 /// Builds a snapshot one entry at a time, so memory holds objects, not raw pages.
 pub struct SnapshotBuilder {
     names: AttributeNames,
-    objects: Vec<DirObject>,
+    /// Fixed-size chunks: no doubling slack and no copy of every object when the store grows.
+    chunks: Vec<Vec<DirObject>>,
+    count: usize,
     /// Normalised DN -> index into `objects`; the only copy of each key.
     by_dn: FxHashMap<String, u32>,
-    /// Raw member DNs of each group (by index), resolved in `finish` once every object is known.
-    group_members: FxHashMap<u32, Vec<String>>,
+    /// (member, group) index pairs of members already read.
+    memberships: Vec<(u32, u32)>,
+    /// Member DNs not read yet (nested groups read later, or objects outside the sync), by group;
+    /// resolved in `finish`.
+    pending_members: Vec<(u32, String)>,
 }
 
 impl SnapshotBuilder {
     pub fn new(names: AttributeNames) -> Self {
-        Self { names, objects: Vec::new(), by_dn: FxHashMap::default(), group_members: FxHashMap::default() }
+        Self {
+            names,
+            chunks: Vec::new(),
+            count: 0,
+            by_dn: FxHashMap::default(),
+            memberships: Vec::new(),
+            pending_members: Vec::new(),
+        }
     }
 
     /// Number of objects taken so far (progress reporting).
     pub fn len(&self) -> usize {
-        self.objects.len()
+        self.count
     }
 
     pub fn is_empty(&self) -> bool {
-        self.objects.is_empty()
+        self.count == 0
     }
 
     /// Takes one entry of `kind`. For a group whose member list was cut into ranges, returns what
@@ -278,13 +293,30 @@ impl SnapshotBuilder {
             member_of: Vec::new(),
             dn: entry.dn,
         };
-        let index = self.objects.len() as u32;
+        let index = self.count as u32;
         self.by_dn.insert(key, index);
-        self.objects.push(object);
+        match self.chunks.last_mut() {
+            Some(chunk) if chunk.len() < CHUNK => chunk.push(object),
+            _ => {
+                let mut chunk = Vec::with_capacity(CHUNK);
+                chunk.push(object);
+                self.chunks.push(chunk);
+            }
+        }
+        self.count += 1;
         if kind == ObjectKind::Group {
-            self.group_members.insert(index, members);
+            self.add_members(index, members);
         }
         Ok(pending)
+    }
+
+    fn add_members(&mut self, group: u32, members: Vec<String>) {
+        for member in members {
+            match dn::normalize(&member).ok().and_then(|key| self.by_dn.get(&key).copied()) {
+                Some(m) => self.memberships.push((m, group)),
+                None => self.pending_members.push((group, member)),
+            }
+        }
     }
 
     /// Adds member values fetched by a ranged read. Returns the next range to ask for, if any.
@@ -294,7 +326,7 @@ impl SnapshotBuilder {
         let mut next = None;
         for (name, values) in entry.attrs {
             if let Some(range) = parse_range_attribute(&name, &pending.attr) {
-                self.group_members.entry(index).or_default().extend(values);
+                self.add_members(index, values);
                 next = range.end.map(|end| PendingRange { next: end + 1, ..pending.clone() });
             }
         }
@@ -310,19 +342,19 @@ impl SnapshotBuilder {
         server: &str,
         taken_at: i64,
     ) -> Snapshot {
-        let Self { objects: unsorted, by_dn, group_members, .. } = self;
+        let Self { chunks, count, by_dn, memberships, pending_members, .. } = self;
         // Direct groups of each object, by the order objects were read.
-        let mut groups_of: Vec<Vec<u32>> = vec![Vec::new(); unsorted.len()];
+        let mut groups_of: Vec<Vec<u32>> = vec![Vec::new(); count];
         let mut unresolved = 0u64;
-        for (group, members) in &group_members {
-            for member in members {
-                match dn::normalize(member).ok().and_then(|key| by_dn.get(&key).copied()) {
-                    Some(m) => groups_of[m as usize].push(*group),
-                    None => unresolved += 1,
-                }
+        for (member, group) in memberships {
+            groups_of[member as usize].push(group);
+        }
+        for (group, member) in &pending_members {
+            match dn::normalize(member).ok().and_then(|key| by_dn.get(&key).copied()) {
+                Some(m) => groups_of[m as usize].push(*group),
+                None => unresolved += 1,
             }
         }
-        drop(group_members);
         let mut order: Vec<(String, u32)> = by_dn.into_iter().collect();
         order.sort_unstable();
         // target[old] = new position; then permute in place (no second copy of every object).
@@ -331,7 +363,11 @@ impl SnapshotBuilder {
             target[*old as usize] = new as u32;
         }
         drop(order);
-        let mut objects = unsorted;
+        // One exact-size vector, filled chunk by chunk so only one chunk is ever held twice.
+        let mut objects = Vec::with_capacity(count);
+        for chunk in chunks {
+            objects.extend(chunk);
+        }
         for (old, object) in objects.iter_mut().enumerate() {
             let mut groups: Vec<u32> = groups_of[old].iter().map(|g| target[*g as usize]).collect();
             groups.sort_unstable();
