@@ -5,6 +5,7 @@
 #   OpenLDAP slapd   ldap1.example.test      127.0.0.2:389 (priority 10)   same data on both
 #                    ldap2.example.test      127.0.0.3:389 (priority 20)
 #                    ldap4.example.test      127.0.0.6:389 (slapd-3, only for the failover test)
+#                    127.0.0.8:389 (slapd-volume: 100k users, 1k groups under dc=volume,dc=test)
 #   dnsmasq          SRV records for example.test on 127.0.0.1:5353 (ldap3.example.test, 127.0.0.4,
 #                    is listed at priority 20 but never started: a dead DC); failover.example.test
 #                    lists ldap4 (priority 10) and ldap2 (priority 20)
@@ -27,6 +28,8 @@ AD_DOMAIN=corp.example.test
 AD_BASE=DC=corp,DC=example,DC=test
 OL_BASE=dc=example,dc=test
 OL_ROOT_PW='slapd-Root-Pw1'
+VOLUME_BASE=dc=volume,dc=test
+VOLUME_USERS=${LDAPSYNC_TEST_VOLUME_USERS:-100000}
 
 log() { echo "[test-env $(date +%T)] $*" >&2; }
 die() { echo "test-env: $*" >&2; exit 1; }
@@ -70,7 +73,7 @@ make_pki() {
   openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj '/CN=unrelated CA' \
     -keyout "$P/other-ca.key" -out "$P/other-ca.pem" -addext 'basicConstraints=critical,CA:TRUE' 2>/dev/null
   openssl req -newkey rsa:2048 -nodes -subj "/CN=dc1.$AD_DOMAIN" -keyout "$P/server.key" -out "$P/server.csr" 2>/dev/null
-  printf 'subjectAltName=DNS:dc1.%s,DNS:%s,DNS:ldap1.example.test,DNS:ldap2.example.test,DNS:ldap3.example.test,DNS:ldap4.example.test,DNS:localhost,IP:127.0.0.1,IP:127.0.0.2,IP:127.0.0.3,IP:127.0.0.5,IP:127.0.0.6\nextendedKeyUsage=serverAuth\n' \
+  printf 'subjectAltName=DNS:dc1.%s,DNS:%s,DNS:ldap1.example.test,DNS:ldap2.example.test,DNS:ldap3.example.test,DNS:ldap4.example.test,DNS:localhost,IP:127.0.0.1,IP:127.0.0.2,IP:127.0.0.3,IP:127.0.0.5,IP:127.0.0.6,IP:127.0.0.8\nextendedKeyUsage=serverAuth\n' \
     "$AD_DOMAIN" "$AD_DOMAIN" > "$P/ext.cnf"
   openssl x509 -req -in "$P/server.csr" -CA "$P/ca.pem" -CAkey "$P/ca.key" -CAcreateserial -days 3650 \
     -extfile "$P/ext.cnf" -out "$P/server.pem" 2>/dev/null
@@ -188,7 +191,18 @@ EOF
   slapadd -q -f "$D/slapd.conf" -l "$STATE/slapd-seed.ldif" >/dev/null 2>&1 || die "slapadd into slapd-$n failed"
 }
 
-slapd_ip() { case $1 in 1) echo 127.0.0.2 ;; 2) echo 127.0.0.3 ;; 3) echo 127.0.0.6 ;; esac; }
+slapd_ip() { case $1 in 1) echo 127.0.0.2 ;; 2) echo 127.0.0.3 ;; 3) echo 127.0.0.6 ;; volume) echo 127.0.0.8 ;; esac; }
+
+# 100k users and 1k groups under dc=volume,dc=test on 127.0.0.8, for the volume test.
+slapd_volume_prepare() {
+  local D=$STATE/slapd-volume
+  mkdir -p "$D/data" "$D/run"
+  sed -e "s#^suffix .*#suffix \"$VOLUME_BASE\"#" -e "s#^rootdn .*#rootdn \"cn=admin,$VOLUME_BASE\"#" \
+    -e "s#$STATE/slapd-1/#$D/#g" "$STATE/slapd-1/slapd.conf" > "$D/slapd.conf"
+  python3 "$here/seed/volume_ldif.py" "$VOLUME_BASE" "$VOLUME_USERS" 1000 > "$D/seed.ldif"
+  slapadd -q -f "$D/slapd.conf" -l "$D/seed.ldif" >/dev/null 2>&1 || die "slapadd into slapd-volume failed"
+  rm -f "$D/seed.ldif"
+}
 
 slapd_start() {
   local n=$1
@@ -285,13 +299,16 @@ export LDAPSYNC_TEST_SLAPD_BASE='$OL_BASE'
 export LDAPSYNC_TEST_SLAPD_BIND_DN='cn=admin,$OL_BASE'
 export LDAPSYNC_TEST_SLAPD_PASSWORD='$OL_ROOT_PW'
 export LDAPSYNC_TEST_DNS='127.0.0.1:5353'
+export LDAPSYNC_TEST_VOLUME_URL='ldap://127.0.0.8:389'
+export LDAPSYNC_TEST_VOLUME_BASE='$VOLUME_BASE'
+export LDAPSYNC_TEST_VOLUME_USERS='$VOLUME_USERS'
 export LDAPSYNC_TEST_SRV_DOMAIN='example.test'
 EOF
 }
 
 # ---------------------------------------------------------------- commands
 down() {
-  for p in dnsmasq slapd-1 slapd-2 slapd-3 samba samba-sasl-tls kcm apiserver etcd netns; do stop_pidfile "$STATE/$p.pid"; done
+  for p in dnsmasq slapd-1 slapd-2 slapd-3 slapd-volume samba samba-sasl-tls kcm apiserver etcd netns; do stop_pidfile "$STATE/$p.pid"; done
 }
 
 up() {
@@ -314,8 +331,8 @@ up() {
   kube_start &
   local kube_job=$!
   python3 "$here/seed/slapd_ldif.py" "$OL_BASE" > "$STATE/slapd-seed.ldif"
-  slapd_prepare 1; slapd_prepare 2; slapd_prepare 3
-  slapd_start 1; slapd_start 2; slapd_start 3
+  slapd_prepare 1; slapd_prepare 2; slapd_prepare 3; slapd_volume_prepare
+  slapd_start 1; slapd_start 2; slapd_start 3; slapd_start volume
   dnsmasq_start
   samba_provision
   samba_start

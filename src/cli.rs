@@ -230,6 +230,33 @@ pub async fn sync(
     })
 }
 
+/// Loads every valid snapshot of a store; damaged ones are skipped with a log line naming them.
+pub fn load_store(store_dir: &Path) -> Result<Vec<std::sync::Arc<crate::domain::snapshot::Snapshot>>, CliError> {
+    if !store_dir.is_dir() {
+        return Err(StoreError::ReadSnapshot {
+            path: store_dir.to_owned(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such store folder"),
+        }
+        .into());
+    }
+    let store = LocalStore::open(store_dir)?;
+    let mut snapshots = Vec::new();
+    for key in store.keys()? {
+        match store.load(&key) {
+            Ok(Some(stored)) => snapshots.push(std::sync::Arc::new(stored.snapshot)),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "skipping a snapshot that cannot be served"),
+        }
+    }
+    Ok(snapshots)
+}
+
+/// Answers an address lookup from a local store, as the agent's lookup API would.
+pub fn lookup(address: &str, store_dir: &Path) -> Result<Option<crate::domain::index::AddressAnswer>, CliError> {
+    let index = crate::domain::index::Index::build(load_store(store_dir)?);
+    Ok(index.lookup_address(address))
+}
+
 fn resolver(dns_server: Option<&str>, prepared: &PreparedConnection) -> Result<DnsResolver, CliError> {
     DnsResolver::new(dns_server, prepared.transport.operation_timeout)
         .map_err(|e| CliError::Sync(SyncError::Discover(e)))

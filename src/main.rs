@@ -33,6 +33,9 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Look an address up in a local store as the gateway would: prints the object and its
+    /// transitive groups as JSON. Exit 0 when found, 1 when not found, 2 on error.
+    Lookup(LookupArgs),
     /// One standalone sync into a local store (no cluster). Prints a JSON summary.
     Sync {
         /// LdapConnection manifest (YAML).
@@ -47,6 +50,15 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+}
+
+#[derive(clap::Args)]
+struct LookupArgs {
+    /// Email address to look up (case-insensitive).
+    address: String,
+    /// Store folder written by `ldapsync sync` or an agent.
+    #[arg(long)]
+    store: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -79,6 +91,20 @@ fn main() -> ExitCode {
             }
             Err(e) => {
                 eprintln!("error: cannot render the CRDs: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Lookup(args) => match ldapsync::cli::lookup(&args.address, &args.store) {
+            Ok(Some(answer)) => {
+                println!("{}", serde_json::to_string_pretty(&answer).unwrap_or_default());
+                ExitCode::SUCCESS
+            }
+            Ok(None) => {
+                eprintln!("not found: {}", args.address);
+                ExitCode::from(1)
+            }
+            Err(e) => {
+                eprintln!("error [{}]: {e}", e.reason());
                 ExitCode::from(2)
             }
         },

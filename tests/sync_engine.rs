@@ -363,3 +363,25 @@ async fn bad_inputs_get_their_reason_and_leave_the_previous_snapshot_untouched()
         );
     }
 }
+
+#[tokio::test]
+async fn a_hundred_thousand_users_sync_completely() {
+    let case = Case::new();
+    let base = env("LDAPSYNC_TEST_VOLUME_BASE");
+    let users: u64 = env("LDAPSYNC_TEST_VOLUME_USERS").parse().expect("a number");
+    let addr = env("LDAPSYNC_TEST_VOLUME_URL").trim_start_matches("ldap://").to_owned();
+    let spec = format!(
+        "  domain: volume.test\n  searchBase: {base}\n  directoryType: Generic\n  servers: {{static: ['{addr}']}}\n  tls: {{mode: StartTLS, ca: {{secretRef: {{name: test-ca}}}}}}\n  auth: {{simple: {{bindDN: 'cn=admin,{base}', passwordSecretRef: {{name: slapd-password}}}}}}\n  emailAttributes: [mail]\n  timeouts: {{operation: 120s}}\n"
+    );
+    let m = case.manifest("volume", &spec);
+    let started = std::time::Instant::now();
+    let report = case.sync(&m, &srv_dns(), None).await.unwrap_or_else(|e| panic!("volume sync: {e}"));
+    eprintln!("{users} users synced in {:?} (debug build)", started.elapsed());
+    assert_eq!((report.users, report.groups, report.addresses), (users, 1000, users + 1000));
+    assert_eq!(report.unresolved_members, 0);
+    let s = case.stored("volume");
+    assert!(s.objects.iter().filter(|o| o.kind == ObjectKind::User).all(|o| o.member_of.len() == 1), "one group each");
+    // u0000100 is in g00001, which g00000 contains.
+    let (i, _) = find(&s, "uid=u0000100,");
+    assert_eq!(s.transitive_groups(i).len(), 2);
+}

@@ -6,6 +6,7 @@ pub mod deletion;
 pub mod dn;
 pub mod duplicates;
 pub mod duration;
+pub mod index;
 pub mod keytab;
 pub mod profile;
 pub mod snapshot;

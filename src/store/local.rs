@@ -42,10 +42,19 @@ pub struct LocalStore {
 }
 
 impl LocalStore {
-    /// Opens (and creates) the folder.
+    /// Opens (and creates) the folder, removing temporary files a killed writer left behind.
     pub fn open(dir: impl Into<PathBuf>) -> Result<Self, StoreError> {
         let dir = dir.into();
         fs::create_dir_all(&dir).map_err(|source| StoreError::CreateDir { path: dir.clone(), source })?;
+        if let Ok(entries) = fs::read_dir(&dir) {
+            for entry in entries.filter_map(Result::ok) {
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                if name.starts_with('.') && name.ends_with(".tmp") {
+                    let _ = fs::remove_file(entry.path());
+                }
+            }
+        }
         Ok(Self { dir })
     }
 

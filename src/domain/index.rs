@@ -1,0 +1,338 @@
+//! The in-memory index over every snapshot a pod holds: what the gateway's lookups read.
+//! Built once per new snapshot set and swapped in whole; lookups never touch LDAP.
+
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
+use serde::Serialize;
+
+use super::dn;
+use super::snapshot::{DirObject, ObjectKind, Snapshot};
+
+/// Where an object lives: snapshot number and object number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+struct Ref {
+    snapshot: u32,
+    object: u32,
+}
+
+/// A group as shown in lookups.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GroupRef {
+    pub dn: String,
+    pub name: Option<String>,
+    pub address: Option<String>,
+}
+
+/// The answer to an address lookup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AddressAnswer {
+    pub address: String,
+    pub kind: &'static str,
+    pub dn: String,
+    pub display_name: Option<String>,
+    /// `namespace/name` of the connection.
+    pub connection: String,
+    pub disabled: bool,
+    /// Every group the object belongs to, directly or through nested groups.
+    pub groups: Vec<GroupRef>,
+    /// Other objects holding the same address (a duplicate), as `connection: dn`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub also_held_by: Vec<String>,
+}
+
+/// A member in a group listing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberRef {
+    pub kind: &'static str,
+    pub dn: String,
+    pub display_name: Option<String>,
+    pub address: Option<String>,
+}
+
+/// One autocomplete suggestion.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Suggestion {
+    pub address: String,
+    pub display_name: Option<String>,
+    pub kind: &'static str,
+}
+
+/// Lookups over a set of snapshots.
+#[derive(Debug, Default)]
+pub struct Index {
+    snapshots: Vec<Arc<Snapshot>>,
+    by_address: FxHashMap<Box<str>, Vec<Ref>>,
+    by_dn: FxHashMap<String, Ref>,
+    /// Direct members of each group, per snapshot.
+    members: Vec<FxHashMap<u32, Vec<u32>>>,
+    /// (lowercased key, ref, address) sorted by key: addresses and display names.
+    completions: Vec<(Box<str>, Ref, Box<str>)>,
+}
+
+impl Index {
+    /// Builds the index; snapshots are ordered by connection so answers are deterministic.
+    pub fn build(mut snapshots: Vec<Arc<Snapshot>>) -> Self {
+        snapshots.sort_by(|a, b| {
+            (&a.connection.namespace, &a.connection.name).cmp(&(&b.connection.namespace, &b.connection.name))
+        });
+        let mut index = Index { members: Vec::with_capacity(snapshots.len()), ..Default::default() };
+        for (si, snapshot) in snapshots.iter().enumerate() {
+            let mut members: FxHashMap<u32, Vec<u32>> = FxHashMap::default();
+            for (oi, object) in snapshot.objects.iter().enumerate() {
+                let r = Ref { snapshot: si as u32, object: oi as u32 };
+                for group in &object.member_of {
+                    members.entry(*group).or_default().push(oi as u32);
+                }
+                for address in &object.addresses {
+                    index.by_address.entry(address.as_str().into()).or_default().push(r);
+                    index.completions.push((address.as_str().into(), r, address.as_str().into()));
+                }
+                if let (Some(primary), Some(name)) = (&object.primary_address, &object.display_name) {
+                    index.completions.push((name.to_lowercase().into(), r, primary.as_str().into()));
+                }
+                if let Ok(key) = dn::normalize(&object.dn) {
+                    index.by_dn.insert(key, r);
+                }
+            }
+            index.members.push(members);
+        }
+        index.completions.sort_unstable_by(|a, b| (&a.0, &a.2).cmp(&(&b.0, &b.2)));
+        index.snapshots = snapshots;
+        index
+    }
+
+    /// The snapshots this index was built from.
+    pub fn snapshots(&self) -> &[Arc<Snapshot>] {
+        &self.snapshots
+    }
+
+    fn object(&self, r: Ref) -> &DirObject {
+        &self.snapshots[r.snapshot as usize].objects[r.object as usize]
+    }
+
+    fn connection(&self, r: Ref) -> String {
+        let c = &self.snapshots[r.snapshot as usize].connection;
+        format!("{}/{}", c.namespace, c.name)
+    }
+
+    /// The object holding `address` (case-insensitive) with its transitive groups.
+    pub fn lookup_address(&self, address: &str) -> Option<AddressAnswer> {
+        let key = address.trim().to_lowercase();
+        let refs = self.by_address.get(key.as_str())?;
+        let first = *refs.first()?;
+        let object = self.object(first);
+        let snapshot = &self.snapshots[first.snapshot as usize];
+        let groups = snapshot
+            .transitive_groups(first.object as usize)
+            .into_iter()
+            .map(|g| {
+                let group = &snapshot.objects[g as usize];
+                GroupRef {
+                    dn: group.dn.clone(),
+                    name: group.account_name.clone().or_else(|| group.display_name.clone()),
+                    address: group.primary_address.clone(),
+                }
+            })
+            .collect();
+        Some(AddressAnswer {
+            address: key,
+            kind: object.kind.as_str(),
+            dn: object.dn.clone(),
+            display_name: object.display_name.clone(),
+            connection: self.connection(first),
+            disabled: object.disabled,
+            groups,
+            also_held_by: refs[1..]
+                .iter()
+                .map(|r| format!("{}: {}", self.connection(*r), self.object(*r).dn))
+                .collect(),
+        })
+    }
+
+    /// Members of the group named by its address or DN; `None` when there is no such group.
+    pub fn group_members(&self, address_or_dn: &str, transitive: bool) -> Option<Vec<MemberRef>> {
+        let group = if address_or_dn.contains('@') && !address_or_dn.contains('=') {
+            let refs = self.by_address.get(address_or_dn.trim().to_lowercase().as_str())?;
+            *refs.iter().find(|r| self.object(**r).kind == ObjectKind::Group)?
+        } else {
+            let r = *self.by_dn.get(&dn::normalize(address_or_dn).ok()?)?;
+            if self.object(r).kind != ObjectKind::Group {
+                return None;
+            }
+            r
+        };
+        let members = &self.members[group.snapshot as usize];
+        let mut out: Vec<u32> = Vec::new();
+        let mut seen = vec![false; self.snapshots[group.snapshot as usize].objects.len()];
+        let mut stack = vec![group.object];
+        seen[group.object as usize] = true;
+        while let Some(g) = stack.pop() {
+            for m in members.get(&g).map(Vec::as_slice).unwrap_or_default() {
+                if seen[*m as usize] {
+                    continue;
+                }
+                seen[*m as usize] = true;
+                out.push(*m);
+                let is_group = self.object(Ref { snapshot: group.snapshot, object: *m }).kind == ObjectKind::Group;
+                if transitive && is_group {
+                    stack.push(*m);
+                }
+            }
+        }
+        out.sort_unstable();
+        Some(
+            out.into_iter()
+                .map(|m| {
+                    let o = self.object(Ref { snapshot: group.snapshot, object: m });
+                    MemberRef {
+                        kind: o.kind.as_str(),
+                        dn: o.dn.clone(),
+                        display_name: o.display_name.clone(),
+                        address: o.primary_address.clone(),
+                    }
+                })
+                .collect(),
+        )
+    }
+
+    /// Up to `limit` addresses whose address or display name starts with `prefix` (case-insensitive).
+    pub fn autocomplete(&self, prefix: &str, limit: usize) -> Vec<Suggestion> {
+        let prefix = prefix.trim().to_lowercase();
+        if prefix.is_empty() || limit == 0 {
+            return Vec::new();
+        }
+        let start = self.completions.partition_point(|(k, _, _)| k.as_ref() < prefix.as_str());
+        let mut out: Vec<Suggestion> = Vec::with_capacity(limit);
+        for (key, r, address) in &self.completions[start..] {
+            if !key.starts_with(prefix.as_str()) || out.len() >= limit {
+                break;
+            }
+            if out.iter().any(|s| s.address == address.as_ref()) {
+                continue;
+            }
+            let o = self.object(*r);
+            out.push(Suggestion {
+                address: address.to_string(),
+                display_name: o.display_name.clone(),
+                kind: o.kind.as_str(),
+            });
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::snapshot::tests::{ad_names, entry};
+    use crate::domain::snapshot::{ConnectionRef, SnapshotBuilder};
+
+    fn snapshot(name: &str, entries: Vec<(ObjectKind, crate::domain::snapshot::RawEntry)>) -> Arc<Snapshot> {
+        let mut b = SnapshotBuilder::new(ad_names());
+        for (k, e) in entries {
+            b.add(k, e).expect("entry");
+        }
+        let connection = ConnectionRef { namespace: "mail".into(), name: name.into(), uid: name.into() };
+        Arc::new(b.finish(connection, "corp.example.com", "DC=corp", "dc1", 0))
+    }
+
+    fn sample() -> Index {
+        use ObjectKind::*;
+        let a = snapshot(
+            "staff",
+            vec![
+                (
+                    User,
+                    entry(
+                        "CN=Alice,DC=corp",
+                        &[
+                            ("displayName", &["Alice Liddell"]),
+                            ("proxyAddresses", &["SMTP:alice@corp.example.com", "smtp:al@corp.example.com"]),
+                        ],
+                    ),
+                ),
+                (
+                    User,
+                    entry(
+                        "CN=Bob,DC=corp",
+                        &[
+                            ("displayName", &["Bob Builder"]),
+                            ("mail", &["bob@corp.example.com"]),
+                            ("userAccountControl", &["514"]),
+                        ],
+                    ),
+                ),
+                (
+                    Group,
+                    entry(
+                        "CN=Sales,DC=corp",
+                        &[
+                            ("sAMAccountName", &["Sales"]),
+                            ("mail", &["sales@corp.example.com"]),
+                            ("member", &["CN=Alice,DC=corp"]),
+                        ],
+                    ),
+                ),
+                (
+                    Group,
+                    entry(
+                        "CN=All,DC=corp",
+                        &[("mail", &["all@corp.example.com"]), ("member", &["CN=Sales,DC=corp", "CN=Bob,DC=corp"])],
+                    ),
+                ),
+            ],
+        );
+        let b = snapshot(
+            "partners",
+            vec![(
+                Contact,
+                entry("CN=Ext,DC=corp", &[("displayName", &["Alan External"]), ("mail", &["alice@corp.example.com"])]),
+            )],
+        );
+        Index::build(vec![a, b])
+    }
+
+    #[test]
+    fn address_lookup_with_transitive_groups_and_duplicates() {
+        let index = sample();
+        let alice = index.lookup_address("Alice@Corp.Example.com").expect("found");
+        assert_eq!(
+            (alice.kind, alice.dn.as_str(), alice.connection.as_str()),
+            ("contact", "CN=Ext,DC=corp", "mail/partners")
+        );
+        assert_eq!(alice.also_held_by, ["mail/staff: CN=Alice,DC=corp"]);
+        let al = index.lookup_address("al@corp.example.com").expect("found");
+        let groups: Vec<&str> = al.groups.iter().map(|g| g.dn.as_str()).collect();
+        assert_eq!(groups, ["CN=All,DC=corp", "CN=Sales,DC=corp"]);
+        assert_eq!(al.groups[1].address.as_deref(), Some("sales@corp.example.com"));
+        assert!(index.lookup_address("bob@corp.example.com").expect("bob").disabled);
+        assert_eq!(index.lookup_address("nobody@corp.example.com"), None);
+    }
+
+    #[test]
+    fn group_members_direct_and_transitive() {
+        let index = sample();
+        let direct: Vec<String> =
+            index.group_members("all@corp.example.com", false).expect("group").into_iter().map(|m| m.dn).collect();
+        assert_eq!(direct, ["CN=Bob,DC=corp", "CN=Sales,DC=corp"]);
+        let all: Vec<String> =
+            index.group_members("cn=all,dc=CORP", true).expect("group").into_iter().map(|m| m.dn).collect();
+        assert_eq!(all, ["CN=Alice,DC=corp", "CN=Bob,DC=corp", "CN=Sales,DC=corp"]);
+        assert_eq!(index.group_members("bob@corp.example.com", true), None, "a user is no group");
+        assert_eq!(index.group_members("CN=Nope,DC=corp", true), None);
+    }
+
+    #[test]
+    fn autocomplete_by_address_and_name() {
+        let index = sample();
+        let got: Vec<String> = index.autocomplete("AL", 10).into_iter().map(|s| s.address).collect();
+        assert_eq!(got, ["al@corp.example.com", "alice@corp.example.com", "all@corp.example.com"]);
+        assert_eq!(index.autocomplete("bob b", 10).len(), 1, "display names complete too");
+        assert_eq!(index.autocomplete("a", 2).len(), 2);
+        assert!(index.autocomplete("", 10).is_empty());
+    }
+}
