@@ -230,25 +230,14 @@ pub async fn sync(
     })
 }
 
-/// Loads every valid snapshot of a store; damaged ones are skipped with a log line naming them.
+/// Loads every valid snapshot of an existing store folder (damaged ones are set aside).
 pub fn load_store(store_dir: &Path) -> Result<Vec<std::sync::Arc<crate::domain::snapshot::Snapshot>>, CliError> {
     if !store_dir.is_dir() {
-        return Err(StoreError::ReadSnapshot {
-            path: store_dir.to_owned(),
-            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such store folder"),
-        }
-        .into());
+        let source = std::io::Error::new(std::io::ErrorKind::NotFound, "no such store folder");
+        return Err(StoreError::ReadSnapshot { path: store_dir.to_owned(), source }.into());
     }
-    let store = LocalStore::open(store_dir)?;
-    let mut snapshots = Vec::new();
-    for key in store.keys()? {
-        match store.load(&key) {
-            Ok(Some(stored)) => snapshots.push(std::sync::Arc::new(stored.snapshot)),
-            Ok(None) => {}
-            Err(e) => tracing::warn!(error = %e, "skipping a snapshot that cannot be served"),
-        }
-    }
-    Ok(snapshots)
+    let stored = LocalStore::open(store_dir)?.load_all()?;
+    Ok(stored.into_iter().map(|s| std::sync::Arc::new(s.snapshot)).collect())
 }
 
 /// Answers an address lookup from a local store, as the agent's lookup API would.

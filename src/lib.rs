@@ -2,6 +2,7 @@
 //!
 //! Layout: `api` (CRD types), `domain` (pure logic), `directory` (LDAP, DNS, Kerberos I/O).
 
+pub mod agent;
 pub mod api;
 pub mod cli;
 pub mod directory;

@@ -36,6 +36,16 @@ enum Command {
     /// Look an address up in a local store as the gateway would: prints the object and its
     /// transitive groups as JSON. Exit 0 when found, 1 when not found, 2 on error.
     Lookup(LookupArgs),
+    /// Serve the lookup API (HTTP/JSON) over a local store: warm start from the stored snapshots,
+    /// reload when a sync replaces one. Stops on SIGTERM or Ctrl-C.
+    Serve {
+        /// Store folder written by `ldapsync sync` or an agent.
+        #[arg(long)]
+        store: PathBuf,
+        /// Address to listen on; keep it on localhost.
+        #[arg(long, default_value = "127.0.0.1:8389")]
+        listen: std::net::SocketAddr,
+    },
     /// One standalone sync into a local store (no cluster). Prints a JSON summary.
     Sync {
         /// LdapConnection manifest (YAML).
@@ -108,6 +118,7 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Command::Serve { store, listen } => serve(store, listen),
         Command::Check { file, common } => run(async move {
             let report =
                 ldapsync::cli::check(&file, common.secrets_dir.as_deref(), common.dns_server.as_deref()).await?;
@@ -124,6 +135,43 @@ fn main() -> ExitCode {
             .await?;
             Ok(serde_json::to_string_pretty(&report).unwrap_or_default())
         }),
+    }
+}
+
+/// Serves lookups on a multi-threaded runtime until SIGTERM or Ctrl-C.
+fn serve(store: PathBuf, listen: std::net::SocketAddr) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = runtime.block_on(async move {
+        let listener = ldapsync::agent::serve::bind(listen).await?;
+        ldapsync::agent::serve::serve_store(store, listener, ldapsync::cli::unix_now, shutdown_signal()).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
     }
 }
 

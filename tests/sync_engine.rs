@@ -385,3 +385,60 @@ async fn a_hundred_thousand_users_sync_completely() {
     let (i, _) = find(&s, "uid=u0000100,");
     assert_eq!(s.transitive_groups(i).len(), 2);
 }
+
+/// One HTTP/1.1 GET over a fresh connection; returns (status, body).
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect to the lookup API");
+    tcp.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .expect("send");
+    let mut raw = String::new();
+    tcp.read_to_string(&mut raw).await.expect("read");
+    let status = raw.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = raw.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    (status, body)
+}
+
+#[tokio::test]
+async fn a_synced_store_answers_lookups_from_the_cli_and_over_http() {
+    let case = Case::new();
+    let m = case.manifest("served", &ad_spec("  contacts: {enabled: true}\n"));
+    case.sync(&m, &ad_dns(), None).await.unwrap_or_else(|e| panic!("sync: {e}"));
+    let domain = env("LDAPSYNC_TEST_AD_DOMAIN");
+
+    let bin = env!("CARGO_BIN_EXE_ldapsync");
+    let found = std::process::Command::new(bin)
+        .args(["lookup", &format!("A.Liddell@{domain}"), "--store"])
+        .arg(case.store())
+        .output()
+        .expect("run lookup");
+    assert_eq!(found.status.code(), Some(0), "{}", String::from_utf8_lossy(&found.stderr));
+    let answer: serde_json::Value = serde_json::from_slice(&found.stdout).expect("json");
+    assert_eq!(answer["dn"], format!("CN=Alice Liddell,OU=Staff,{}", env("LDAPSYNC_TEST_AD_BASE")));
+    let missing = std::process::Command::new(bin)
+        .args(["lookup", "nobody@nowhere.example", "--store"])
+        .arg(case.store())
+        .output()
+        .expect("run lookup");
+    assert_eq!(missing.status.code(), Some(1));
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(ldapsync::agent::serve::serve_store(case.store(), listener, cli::unix_now, async {
+        let _ = stopped.await;
+    }));
+    let (code, body) = http_get(addr, "/v1/addresses/partner@external.example").await;
+    assert_eq!(code, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(v["kind"], "contact");
+    let groups: Vec<&str> = v["groups"].as_array().expect("groups").iter().filter_map(|g| g["name"].as_str()).collect();
+    assert_eq!(groups, ["AllStaff", "Sales"]);
+    let (code, body) = http_get(addr, &format!("/v1/groups/big@{domain}/members?transitive=true")).await;
+    assert_eq!(code, 200);
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&body).expect("json").as_array().map(Vec::len), Some(1510));
+    assert_eq!(http_get(addr, "/readyz").await.0, 200);
+    let _ = stop.send(());
+    server.await.expect("join").expect("server ended cleanly");
+}

@@ -126,6 +126,28 @@ impl LocalStore {
         File::open(&self.dir).and_then(|d| d.sync_all()).map_err(|source| StoreError::Purge { path, source })
     }
 
+    /// Every valid snapshot (warm start). A damaged one is set aside with a log line naming it
+    /// and never served; the next sync of its connection starts from scratch.
+    pub fn load_all(&self) -> Result<Vec<Stored>, StoreError> {
+        let mut out = Vec::new();
+        for key in self.keys()? {
+            match self.load(&key) {
+                Ok(Some(stored)) => out.push(stored),
+                Ok(None) => {}
+                Err(e @ StoreError::CorruptSnapshot { .. }) => match self.set_aside(&key) {
+                    Ok(aside) => {
+                        tracing::error!(error = %e, moved_to = %aside.display(), "snapshot set aside, not served")
+                    }
+                    Err(move_error) => {
+                        tracing::error!(error = %e, %move_error, "snapshot not served and could not be moved aside")
+                    }
+                },
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
     /// Keys of every stored snapshot.
     pub fn keys(&self) -> Result<Vec<String>, StoreError> {
         let entries =
@@ -187,6 +209,19 @@ mod tests {
         let aside = store.set_aside("uid-2").expect("set aside");
         assert!(aside.exists());
         assert!(store.load("uid-2").expect("load").is_none());
+    }
+
+    #[test]
+    fn load_all_serves_the_valid_and_sets_the_corrupt_aside() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = LocalStore::open(dir.path()).expect("open");
+        store.write("good", &codec::encode(&snapshot("dc1")).expect("encode")).expect("write");
+        fs::write(dir.path().join("bad.snap"), b"LDSYNCSN-but-broken").expect("write");
+        let all = store.load_all().expect("load all");
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].snapshot.server, "dc1");
+        assert!(dir.path().join("bad.snap.corrupt").exists());
+        assert_eq!(store.keys().expect("keys"), ["good"]);
     }
 
     #[test]
