@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 if [ -z "${IN_BENCH_NETNS:-}" ]; then
   bash scripts/install-deps.sh
   cargo build --release --locked --bin ldapsync >&2
+  cargo bench --locked --bench lookup --no-run >&2
+  command -v wrk >/dev/null || apt-get -o DPkg::Lock::Timeout=600 install -y -qq wrk >/dev/null
   exec env IN_BENCH_NETNS=1 unshare --net --fork -- bash "$0" "$@"
 fi
 ip link set lo up
@@ -49,6 +51,39 @@ measure() { # prints "wall user+sys maxrss_kib" of a command, output discarded
   awk '{printf "%s %.2f %s\n", $1, $2 + $3, $4}' "$W/time"
 }
 median() { sort -n | awk '{a[NR]=$0} END {print a[int((NR+1)/2)]}'; }
+# Lookups over the store of the last sync: the HTTP API under wrk (keep-alive, 2 threads, 16
+# connections, random addresses), the index itself, and live LDAP searches for the same addresses.
+lookup_bench() {
+  local port=8389 serve_pid
+  LDAPSYNC_LOG=info "$here/target/release/ldapsync" serve --store "$W/store" --listen "127.0.0.1:$port" 2> "$W/serve.log" &
+  serve_pid=$!
+  until curl -sf "http://127.0.0.1:$port/readyz" >/dev/null 2>&1; do sleep 0.05; done
+  echo
+  echo "warm start (ldapsync serve, $n users): $(grep -o 'elapsed_ms=[0-9]*' "$W/serve.log" | head -1)"
+  cat > "$W/addr.lua" <<LUA
+math.randomseed(42)
+request = function()
+  return wrk.format("GET", string.format("/v1/addresses/u%07d@volume.example", math.random(0, $n - 1)))
+end
+LUA
+  cat > "$W/auto.lua" <<LUA
+math.randomseed(7)
+request = function()
+  return wrk.format("GET", string.format("/v1/autocomplete?prefix=u%05d&limit=10", math.random(0, $n / 100 - 1)))
+end
+LUA
+  for script in addr auto; do
+    for load in "-t1 -c4" "-t2 -c16"; do
+      echo "wrk $script $load:" $(wrk $load -d10s --latency -s "$W/$script.lua" "http://127.0.0.1:$port" \
+        | grep -E "Requests/sec|^ +(50|99)%" | tr -s ' ')
+    done
+  done
+  kill "$serve_pid"; wait "$serve_pid" 2>/dev/null || true
+  echo "index and live LDAP (cargo bench --bench lookup):"
+  LDAPSYNC_BENCH_LDAP="127.0.0.7:389|$BASE|cn=admin,$BASE|$PW|$W/pki/ca.pem" CARGO_NET_OFFLINE=true \
+    cargo bench --locked --bench lookup 2>/dev/null | grep -v '^$'
+}
+
 echo "| users | groups | tool | wall s | CPU s | peak RSS MiB |"
 echo "|---:|---:|---|---:|---:|---:|"
 for n in $SIZES; do
@@ -72,6 +107,7 @@ rootdn "cn=admin,$BASE"
 rootpw $PW
 directory $D/data
 dbnosync
+index objectClass,uid,mail,cn,member,entryUUID eq
 CONF
   python3 scripts/seed/volume_ldif.py "$BASE" "$n" "$groups" > "$D/seed.ldif"
   slapadd -q -f "$D/slapd.conf" -l "$D/seed.ldif"
@@ -103,6 +139,7 @@ CONF
     wall=$(cut -d' ' -f1 "$W/runs" | median); cpu=$(cut -d' ' -f2 "$W/runs" | median); rss=$(cut -d' ' -f3 "$W/runs" | median)
     echo "| $n | $groups | $tool | $wall | $cpu | $(( rss / 1024 )) |"
   done
+  if [ "$n" = "${LOOKUP_SIZE:-100000}" ]; then lookup_bench; fi
   stop_slapd
   rm -rf "$D"
 done

@@ -119,9 +119,14 @@ impl Index {
         format!("{}/{}", c.namespace, c.name)
     }
 
+    /// Whether any object holds `address` (case-insensitive): the gateway's "is this ours?".
+    pub fn has_address(&self, address: &str) -> bool {
+        self.by_address.contains_key(lowercase(address.trim()).as_ref())
+    }
+
     /// The object holding `address` (case-insensitive) with its transitive groups.
     pub fn lookup_address(&self, address: &str) -> Option<AddressAnswer> {
-        let key = address.trim().to_lowercase();
+        let key = lowercase(address.trim()).into_owned();
         let refs = self.by_address.get(key.as_str())?;
         let first = *refs.first()?;
         let object = self.object(first);
@@ -225,6 +230,14 @@ impl Index {
     }
 }
 
+fn lowercase(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.chars().any(char::is_uppercase) {
+        std::borrow::Cow::Owned(s.to_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -311,6 +324,7 @@ mod tests {
         assert_eq!(al.groups[1].address.as_deref(), Some("sales@corp.example.com"));
         assert!(index.lookup_address("bob@corp.example.com").expect("bob").disabled);
         assert_eq!(index.lookup_address("nobody@corp.example.com"), None);
+        assert!(index.has_address("AL@corp.example.com") && !index.has_address("nobody@corp.example.com"));
     }
 
     #[test]

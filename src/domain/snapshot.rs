@@ -99,15 +99,14 @@ impl Snapshot {
 
     /// Every group `index` belongs to, directly or through nested groups; cycles are safe.
     pub fn transitive_groups(&self, index: usize) -> Vec<u32> {
-        let mut seen = vec![false; self.objects.len()];
+        let mut out: Vec<u32> = Vec::new();
         let mut stack: Vec<u32> = self.objects.get(index).map(|o| o.member_of.clone()).unwrap_or_default();
-        let mut out = Vec::new();
+        // Objects belong to few groups: a linear check of `out` beats a set sized to the snapshot.
         while let Some(g) = stack.pop() {
             let gi = g as usize;
-            if gi >= seen.len() || seen[gi] || gi == index {
+            if gi >= self.objects.len() || gi == index || out.contains(&g) {
                 continue;
             }
-            seen[gi] = true;
             out.push(g);
             stack.extend(self.objects[gi].member_of.iter().copied());
         }
