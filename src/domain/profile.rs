@@ -37,15 +37,7 @@ const GENERIC_GROUPS: &str = "(|(objectClass=groupOfNames)(objectClass=groupOfUn
 pub fn read_plan(spec: &LdapConnectionSpec) -> Result<ReadPlan, FilterError> {
     let extra = spec.filters.clone().unwrap_or_default();
     let names = match spec.directory_type {
-        DirectoryType::ActiveDirectory => AttributeNames {
-            id: "objectGUID".into(),
-            account_name: "sAMAccountName".into(),
-            principal_name: Some("userPrincipalName".into()),
-            display_name: "displayName".into(),
-            account_control: Some("userAccountControl".into()),
-            members: vec!["member".into()],
-            email: spec.email_attributes.clone(),
-        },
+        DirectoryType::ActiveDirectory => AttributeNames::active_directory(spec.email_attributes.clone()),
         DirectoryType::Generic => {
             let m = spec.attribute_mapping.clone();
             AttributeNames {

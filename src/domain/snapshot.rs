@@ -160,6 +160,21 @@ pub struct AttributeNames {
     pub email: Vec<String>,
 }
 
+impl AttributeNames {
+    /// Active Directory's attributes, with the given email attributes.
+    pub fn active_directory(email: Vec<String>) -> Self {
+        Self {
+            id: "objectGUID".into(),
+            account_name: "sAMAccountName".into(),
+            principal_name: Some("userPrincipalName".into()),
+            display_name: "displayName".into(),
+            account_control: Some("userAccountControl".into()),
+            members: vec!["member".into()],
+            email,
+        }
+    }
+}
+
 /// A `member;range=START-END` attribute name, END `None` for `*` (the last range).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ValueRange {
@@ -410,15 +425,7 @@ pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn ad_names() -> AttributeNames {
-        AttributeNames {
-            id: "objectGUID".into(),
-            account_name: "sAMAccountName".into(),
-            principal_name: Some("userPrincipalName".into()),
-            display_name: "displayName".into(),
-            account_control: Some("userAccountControl".into()),
-            members: vec!["member".into()],
-            email: vec!["mail".into(), "proxyAddresses".into()],
-        }
+        AttributeNames::active_directory(vec!["mail".into(), "proxyAddresses".into()])
     }
 
     pub(crate) fn entry(dn: &str, attrs: &[(&str, &[&str])]) -> RawEntry {
