@@ -30,6 +30,8 @@ pub enum CodecError {
     BadMagic,
     #[error("snapshot format version {found} is not supported (this build reads version {VERSION})")]
     UnknownVersion { found: u16 },
+    #[error("snapshot flags {flags:#06x} are not supported")]
+    UnknownFlags { flags: u16 },
     #[error("snapshot is truncated: {have} bytes, expected {want}")]
     Truncated { have: u64, want: u64 },
     #[error("snapshot checksum mismatch: the file is corrupt")]
@@ -96,6 +98,10 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot, CodecError> {
     let version = u16::from_be_bytes([bytes[8], bytes[9]]);
     if version != VERSION {
         return Err(CodecError::UnknownVersion { found: version });
+    }
+    let flags = u16::from_be_bytes([bytes[10], bytes[11]]);
+    if flags != 0 {
+        return Err(CodecError::UnknownFlags { flags });
     }
     let be64 = |at: usize| {
         let mut b = [0u8; 8];
