@@ -5,62 +5,10 @@ mod support;
 
 use std::process::Command;
 
-use k8s_openapi::api::core::v1::Namespace;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::runtime::wait::{await_condition, conditions};
-use kube::{Client, Config, ResourceExt};
-use ldapsync::api::{LdapConnection, NodePhase, TlsMode, crds};
+use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams};
+use ldapsync::api::{LdapConnection, NodePhase, TlsMode};
 use serde_json::json;
-use support::{env, unreachable};
-
-async fn client() -> Client {
-    let path = env("LDAPSYNC_TEST_KUBECONFIG");
-    let kubeconfig = Kubeconfig::read_from(&path).unwrap_or_else(|e| panic!("kubeconfig {path}: {e}"));
-    let config =
-        Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await.expect("kubeconfig is usable");
-    let client = Client::try_from(config).expect("kube client");
-    client.apiserver_version().await.unwrap_or_else(|e| panic!("{}", unreachable("kube-apiserver", e)));
-    client
-}
-
-/// Applies the CRDs (server-side apply, idempotent) and waits until both are established.
-async fn install_crds(client: &Client) {
-    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in crds() {
-        let name = crd.name_any();
-        api.patch(&name, &PatchParams::apply("ldapsync-tests").force(), &Patch::Apply(&crd))
-            .await
-            .unwrap_or_else(|e| panic!("apply CRD {name}: {e}"));
-        tokio::time::timeout(
-            std::time::Duration::from_secs(30),
-            await_condition(api.clone(), &name, conditions::is_crd_established()),
-        )
-        .await
-        .unwrap_or_else(|_| panic!("CRD {name} not established within 30s"))
-        .expect("watch CRD");
-    }
-}
-
-async fn namespace(client: &Client, name: &str) -> String {
-    let api: Api<Namespace> = Api::all(client.clone());
-    let _ = api.delete(name, &DeleteParams::default()).await;
-    // A namespace from an earlier run may still be terminating.
-    for _ in 0..100 {
-        match api
-            .create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": name}})).expect("ns"))
-            .await
-        {
-            Ok(_) => return name.to_owned(),
-            Err(kube::Error::Api(e)) if e.code == 409 => {
-                tokio::time::sleep(std::time::Duration::from_millis(200)).await
-            }
-            Err(e) => panic!("create namespace {name}: {e}"),
-        }
-    }
-    panic!("namespace {name} still terminating after 20s")
-}
+use support::{client, env, install_crds, namespace};
 
 fn connection(name: &str) -> LdapConnection {
     serde_json::from_value(json!({

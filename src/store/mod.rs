@@ -1,3 +1,4 @@
-//! Where snapshots live: local files (the `Sidecar` store).
+//! Where snapshots live: local files (the `Sidecar` store) or chunked ConfigMaps.
 
+pub mod configmap;
 pub mod local;
