@@ -144,6 +144,81 @@ fn main() {
     if let Ok(spec) = std::env::var("LDAPSYNC_BENCH_LDAP") {
         live_ldap(&spec, &queries[..20_000]);
     }
+    if let Ok(addr) = std::env::var("LDAPSYNC_BENCH_HTTP") {
+        let users: u64 =
+            std::env::var("LDAPSYNC_BENCH_HTTP_USERS").ok().and_then(|u| u.parse().ok()).unwrap_or(u64::from(USERS));
+        for rate in [10_000u64, 20_000, 30_000] {
+            fixed_rate_http(&addr, rate, "/v1/addresses", move |x| {
+                format!("/v1/addresses/u{:07}@volume.example", x % users)
+            });
+        }
+        for rate in [10_000u64, 20_000] {
+            fixed_rate_http(&addr, rate, "/v1/autocomplete", move |x| {
+                format!("/v1/autocomplete?prefix=u{:05}&limit=10", x % (users / 100))
+            });
+        }
+    }
+}
+
+/// Sends requests (`path(random)`) at a fixed rate over 8 keep-alive connections for 10 s and
+/// reports the latency from sending a request to having read its whole answer. (tokio's timer ticks
+/// every millisecond, so requests leave in small bursts; the bursts are part of what is measured.)
+fn fixed_rate_http(addr: &str, rate: u64, name: &str, path: impl Fn(u64) -> String + Clone + Send + 'static) {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    const CONNECTIONS: u64 = 8;
+    const SECONDS: u64 = 10;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let samples = rt.block_on(async {
+        let start = tokio::time::Instant::now() + Duration::from_millis(100);
+        let mut tasks = Vec::new();
+        for c in 0..CONNECTIONS {
+            let addr = addr.to_owned();
+            let path = path.clone();
+            tasks.push(tokio::spawn(async move {
+                let stream = tokio::net::TcpStream::connect(&addr).await.expect("connect to the lookup API");
+                stream.set_nodelay(true).expect("nodelay");
+                let (rx, mut tx) = stream.into_split();
+                let mut rx = BufReader::new(rx);
+                let per_conn = rate / CONNECTIONS;
+                let interval = Duration::from_nanos(1_000_000_000 / per_conn);
+                let mut out = Vec::with_capacity((per_conn * SECONDS) as usize);
+                let mut x = 0x2545_F491_4F6C_DD1D_u64 ^ c;
+                let mut line = String::new();
+                for i in 0..per_conn * SECONDS {
+                    let scheduled = start + interval * i as u32 + Duration::from_nanos(c * 1_000_000_000 / rate);
+                    tokio::time::sleep_until(scheduled).await;
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    let req = format!("GET {} HTTP/1.1\r\nHost: bench\r\n\r\n", path(x));
+                    let sent = Instant::now();
+                    tx.write_all(req.as_bytes()).await.expect("send");
+                    let mut length = 0usize;
+                    loop {
+                        line.clear();
+                        rx.read_line(&mut line).await.expect("read header");
+                        if line == "\r\n" || line.is_empty() {
+                            break;
+                        }
+                        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                            length = v.trim().parse().expect("content-length");
+                        }
+                    }
+                    let mut body = vec![0u8; length];
+                    rx.read_exact(&mut body).await.expect("read body");
+                    out.push(sent.elapsed());
+                }
+                out
+            }));
+        }
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.expect("connection task"));
+        }
+        all
+    });
+    let achieved = samples.len() as f64 / SECONDS as f64;
+    report(&format!("HTTP {name} at {rate}/s ({achieved:.0}/s done)"), samples);
 }
 
 /// `LDAPSYNC_BENCH_LDAP=host:port|base|bindDN|password|ca.pem`: one StartTLS connection, one

@@ -78,10 +78,11 @@ LUA
         | grep -E "Requests/sec|^ +(50|99)%" | tr -s ' ')
     done
   done
-  kill "$serve_pid"; wait "$serve_pid" 2>/dev/null || true
-  echo "index and live LDAP (cargo bench --bench lookup):"
+  echo "index, fixed-rate HTTP and live LDAP (cargo bench --bench lookup):"
   LDAPSYNC_BENCH_LDAP="127.0.0.7:389|$BASE|cn=admin,$BASE|$PW|$W/pki/ca.pem" CARGO_NET_OFFLINE=true \
+    LDAPSYNC_BENCH_HTTP="127.0.0.1:$port" LDAPSYNC_BENCH_HTTP_USERS="$n" \
     cargo bench --locked --bench lookup 2>/dev/null | grep -v '^$'
+  kill "$serve_pid"; wait "$serve_pid" 2>/dev/null || true
 }
 
 echo "| users | groups | tool | wall s | CPU s | peak RSS MiB |"
