@@ -15,6 +15,8 @@ const RECV_MAX: u32 = 0x00FF_FFFF;
 /// Largest LDAP message accepted during the bind.
 const MAX_BIND_MESSAGE: usize = 1 << 20;
 const LAYER_CONFIDENTIALITY: u8 = 4;
+/// Largest plain-text piece sealed into one SASL buffer.
+const SEND_CAP: usize = 64 * 1024;
 const RESULT_SASL_BIND_IN_PROGRESS: u32 = 14;
 
 /// Why the sealed bind failed.
@@ -83,8 +85,10 @@ pub async fn bind_sealed(
     if bind_step(&mut tcp, Some(&answer)).await?.is_some() {
         return Err(SealedBindError::Protocol("the server wants more steps after the security layer"));
     }
-    // Each sealed buffer must stay below the server's maximum; leave room for the token overhead.
-    let send_max = if server_max == 0 { 64 * 1024 } else { (server_max as usize).saturating_sub(1024).max(1024) };
+    // Each sealed buffer must stay below the server's maximum (with room for the token overhead);
+    // LDAP requests are small, so 64 KiB buffers are plenty.
+    let send_max =
+        if server_max == 0 { SEND_CAP } else { (server_max as usize).saturating_sub(1024).clamp(1024, SEND_CAP) };
     let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
     ours.set_nonblocking(true)?;
     let ours = UnixStream::from_std(ours)?;
