@@ -2,7 +2,8 @@
 # Benchmarks `ldapsync sync` against `ldapsearch -E pr=1000/noprompt` reading the same entries and
 # attributes from OpenLDAP over StartTLS, in the same run, on this machine. Sizes default to 10k and
 # 100k users (1k groups); set BENCH_SIZES="10000 100000 1000000" for more. Results: a Markdown table
-# on stdout. Runs as root; builds the release binary outside and measures inside a private netns.
+# on stdout. BENCH_KEEP_STORE=1 makes every run after the first a resync against the stored snapshot.
+# Runs as root; builds the release binary outside and measures inside a private netns.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -z "${IN_BENCH_NETNS:-}" ]; then
@@ -127,7 +128,7 @@ CONF
       if [ $tool = ldapsearch ]; then
         measure bash -c both >> "$W/runs"
       else
-        rm -rf "$W/store"
+        [ -n "${BENCH_KEEP_STORE:-}" ] || rm -rf "$W/store"
         if [ -n "${BENCH_PERF:-}" ]; then  # profile instead: BENCH_PERF=out.data
           perf record -e cpu-clock -F 1999 -g -o "$BENCH_PERF" "$here/target/release/ldapsync" sync -f "$W/conn.yaml" \
             --secrets-dir "$W/secrets" --store "$W/store" > /dev/null 2>&1

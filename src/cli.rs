@@ -10,7 +10,7 @@ use crate::api::{LdapConnection, LdapConnectionSpec, SecretKeyRef};
 use crate::directory::dns::DnsResolver;
 use crate::directory::sync::{ConnectionSecrets, PreparedConnection, SyncError};
 use crate::domain::codec;
-use crate::domain::deletion::{DeletionLimits, check_deletions};
+use crate::domain::deletion::{DeletionLimits, ObjectIds, check_deletions};
 use crate::domain::duplicates::find_duplicates;
 use crate::domain::snapshot::ConnectionRef;
 use crate::secret::Secret;
@@ -190,8 +190,9 @@ pub async fn sync(
     let secrets = load_secrets(&spec, secrets_dir)?;
     let store = LocalStore::open(store_dir)?;
     let key = connection.uid.clone();
+    // Only the previous snapshot's ids are kept while the new one is read.
     let previous = match store.load(&key) {
-        Ok(p) => p,
+        Ok(p) => p.map(|stored| ObjectIds::of(&stored.snapshot)),
         Err(e @ StoreError::CorruptSnapshot { .. }) => {
             let aside = store.set_aside(&key)?;
             tracing::warn!(error = %e, moved_to = %aside.display(), "previous snapshot is corrupt; set aside, doing a full sync");
@@ -207,7 +208,7 @@ pub async fn sync(
     let dns = resolver(dns_server, &prepared)?;
     let snapshot = prepared.read_snapshot(&dns, random_pick, unix_now).await?;
     let encoded = codec::encode(&snapshot)?;
-    let deleted = check_deletions(previous.as_ref().map(|p| &p.snapshot), &snapshot, &encoded.hash, limits, approve)
+    let deleted = check_deletions(previous.as_ref(), &snapshot, &encoded.hash, limits, approve)
         .map_err(|held| CliError::Held(held.to_string()))?;
     let duplicates = find_duplicates([&snapshot]);
     let path = store.write(&key, &encoded)?;

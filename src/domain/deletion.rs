@@ -26,15 +26,34 @@ pub struct DeletionHeld {
     pub snapshot_hash: String,
 }
 
+/// The stable ids of a snapshot's objects: all the deletion check needs of the previous snapshot,
+/// so the snapshot itself need not stay in memory while the next one is read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObjectIds(HashSet<String>);
+
+impl ObjectIds {
+    pub fn of(snapshot: &Snapshot) -> Self {
+        Self(snapshot.objects.iter().map(|o| o.id.clone()).collect())
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 /// Objects of `previous` that `next` no longer has (by stable id).
-pub fn deleted_objects(previous: &Snapshot, next: &Snapshot) -> u64 {
+pub fn deleted_objects(previous: &ObjectIds, next: &Snapshot) -> u64 {
     let kept: HashSet<&str> = next.objects.iter().map(|o| o.id.as_str()).collect();
-    previous.objects.iter().filter(|o| !kept.contains(o.id.as_str())).count() as u64
+    previous.0.iter().filter(|id| !kept.contains(id.as_str())).count() as u64
 }
 
 /// Checks `next` against `previous`. `approved_hash` lets exactly the snapshot with that hash through.
 pub fn check_deletions(
-    previous: Option<&Snapshot>,
+    previous: Option<&ObjectIds>,
     next: &Snapshot,
     next_hash: &str,
     limits: DeletionLimits,
@@ -44,7 +63,7 @@ pub fn check_deletions(
         return Ok(0);
     };
     let deleted = deleted_objects(previous, next);
-    let total = previous.objects.len() as u64;
+    let total = previous.len() as u64;
     let over_count = limits.max_objects > 0 && deleted > limits.max_objects;
     let over_percent = limits.max_percent > 0 && total > 0 && deleted * 100 > limits.max_percent * total;
     if (over_count || over_percent) && approved_hash != Some(next_hash) {
@@ -113,6 +132,7 @@ mod tests {
             ("approval of another snapshot", Some(snap(0..10)), snap(0..0), DEFAULT, Some("h0"), Err(10)),
         ];
         for (name, prev, next, limits, approval, want) in cases {
+            let prev = prev.as_ref().map(ObjectIds::of);
             let got = check_deletions(prev.as_ref(), &next, "h1", limits, approval).map_err(|h| h.deleted);
             assert_eq!(got, want, "{name}");
         }
@@ -120,7 +140,8 @@ mod tests {
 
     #[test]
     fn the_hold_message_names_the_numbers_and_the_hash() {
-        let held = check_deletions(Some(&snap(0..100)), &snap(50..100), "abc123", DEFAULT, None).expect_err("held");
+        let held = check_deletions(Some(&ObjectIds::of(&snap(0..100))), &snap(50..100), "abc123", DEFAULT, None)
+            .expect_err("held");
         assert_eq!((held.previous, held.next, held.deleted), (100, 50, 50));
         let msg = held.to_string();
         assert!(msg.contains("remove 50 of 100") && msg.contains("abc123"), "{msg}");
