@@ -3,7 +3,8 @@
 # attributes from OpenLDAP over StartTLS, in the same run, on this machine. Sizes default to 10k and
 # 100k users (1k groups); set BENCH_SIZES="10000 100000 1000000" for more. Results: a Markdown table
 # on stdout. BENCH_KEEP_STORE=1 makes every run after the first a resync against the stored snapshot.
-# Runs as root; builds the release binary outside and measures inside a private netns.
+# LOOKUP_SIZE (default 100000) is the size whose store the lookup benchmarks serve; another value
+# skips them. Runs as root; builds the release binary outside and measures inside a private netns.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -z "${IN_BENCH_NETNS:-}" ]; then
