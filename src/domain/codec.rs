@@ -56,8 +56,10 @@ pub fn encode(snapshot: &Snapshot) -> Result<Encoded, CodecError> {
     // uncompressed encoding never exists in memory as a whole.
     let mut bytes = vec![0u8; HEADER_LEN];
     let mut encoder = zstd::stream::Encoder::new(&mut bytes, ZSTD_LEVEL).map_err(|e| fail(&e))?;
-    let mut counter = CountingWriter { inner: &mut encoder, count: 0 };
+    // postcard writes field by field; batching keeps the compressor's per-call cost out of it.
+    let mut counter = std::io::BufWriter::with_capacity(64 * 1024, CountingWriter { inner: &mut encoder, count: 0 });
     postcard::to_io(snapshot, &mut counter).map_err(|e| fail(&e))?;
+    let counter = counter.into_inner().map_err(|e| fail(&e.error().to_string()))?;
     let raw_len = counter.count;
     encoder.finish().map_err(|e| fail(&e))?;
     let compressed_len = (bytes.len() - HEADER_LEN) as u64;
