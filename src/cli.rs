@@ -131,7 +131,7 @@ pub async fn check(
     let prepared = PreparedConnection::prepare(connection, spec, secrets).await?;
     let dns = resolver(dns_server, &prepared)?;
     let servers = prepared.servers(&dns, random_pick).await?;
-    let mut session = prepared.open_session(&dns, &servers).await?;
+    let (mut session, _) = prepared.open_session(&dns, &servers).await?;
     let root = session.root_dse().await.map_err(SyncError::from)?;
     let controls = root.attrs.get("supportedControl").cloned().unwrap_or_default();
     let mut counts = std::collections::BTreeMap::new();

@@ -211,10 +211,15 @@ impl PreparedConnection {
     }
 
     /// Connects and binds to the first server that answers, trying the next one on network, TLS
-    /// and timeout failures. A refused password is not retried elsewhere (it would only lock the account).
-    pub async fn open_session(&self, dns: &DnsResolver, servers: &[(String, u16)]) -> Result<LdapSession, SyncError> {
+    /// and timeout failures; also returns which of `servers` answered. A refused password is not
+    /// retried elsewhere (it would only lock the account).
+    pub async fn open_session(
+        &self,
+        dns: &DnsResolver,
+        servers: &[(String, u16)],
+    ) -> Result<(LdapSession, usize), SyncError> {
         let mut attempts = Vec::new();
-        for (host, port) in servers {
+        for (position, (host, port)) in servers.iter().enumerate() {
             let addresses = match dns.addresses(host).await {
                 Ok(a) => a,
                 Err(e) => {
@@ -225,7 +230,7 @@ impl PreparedConnection {
             for ip in addresses {
                 let endpoint = ServerEndpoint { host: host.clone(), addr: SocketAddr::new(ip, *port) };
                 match self.connect_and_bind(&endpoint).await {
-                    Ok(session) => return Ok(session),
+                    Ok(session) => return Ok((session, position)),
                     Err(e) if fails_over(&e) => {
                         tracing::info!(server = %endpoint, reason = e.reason(), error = %e, "directory server failed, trying the next");
                         attempts.push(Attempt::of(&e, e.reason()));
@@ -254,8 +259,8 @@ impl PreparedConnection {
             let mut remaining: &[(String, u16)] = &servers;
             let mut attempts = Vec::new();
             while !remaining.is_empty() {
-                let mut session = match self.open_session(dns, remaining).await {
-                    Ok(s) => s,
+                let (mut session, used) = match self.open_session(dns, remaining).await {
+                    Ok(found) => found,
                     Err(SyncError::NoDomainControllerReachable { attempts: more }) => {
                         attempts.extend(more);
                         break;
@@ -263,9 +268,7 @@ impl PreparedConnection {
                     Err(e) => return Err(e),
                 };
                 let served_by = session.server().to_owned();
-                let position =
-                    servers.iter().position(|(h, p)| served_by.starts_with(&format!("{h}:{p}"))).unwrap_or(0);
-                remaining = &servers[(position + 1).min(servers.len())..];
+                remaining = &remaining[used + 1..];
                 match self.read_all(&mut session).await {
                     Ok(builder) => {
                         session.close().await;
