@@ -9,5 +9,6 @@ pub mod duration;
 pub mod index;
 pub mod keytab;
 pub mod profile;
+pub mod schedule;
 pub mod snapshot;
 pub mod srv;
