@@ -14,7 +14,7 @@ use crate::api::{LdapConnectionSpec, TlsMode};
 use crate::domain::duration::parse_duration;
 use crate::domain::profile::{FilterError, ReadPlan, read_plan};
 use crate::domain::snapshot::{ConnectionRef, RawEntry, Snapshot, SnapshotBuilder, SnapshotError};
-use crate::domain::srv::{SrvTarget, order_targets, srv_names};
+use crate::domain::srv::{SrvTarget, order_targets, parse_host_port, srv_names};
 use crate::secret::Secret;
 
 /// Secret material a connection references, already read.
@@ -387,44 +387,4 @@ async fn kerberos_credentials(
         detail: "this build has no Kerberos support (cargo feature `kerberos`)".into(),
     }
     .into())
-}
-
-/// `host:port`, `host`, `[v6]:port` or `v6`.
-fn parse_host_port(value: &str, default_port: u16) -> Result<(String, u16), String> {
-    let v = value.trim();
-    if v.is_empty() {
-        return Err("empty server".into());
-    }
-    if let Ok(addr) = v.parse::<SocketAddr>() {
-        return Ok((addr.ip().to_string(), addr.port()));
-    }
-    if v.parse::<std::net::IpAddr>().is_ok() {
-        return Ok((v.to_owned(), default_port));
-    }
-    match v.rsplit_once(':') {
-        Some((host, port)) => {
-            let port: u16 = port.parse().map_err(|_| format!("{value:?}: the port is not a number"))?;
-            if host.is_empty() || port == 0 {
-                return Err(format!("{value:?}: expected host:port"));
-            }
-            Ok((host.to_owned(), port))
-        }
-        None => Ok((v.to_owned(), default_port)),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn host_port_forms() {
-        assert_eq!(parse_host_port("dc1.corp:3268", 389), Ok(("dc1.corp".into(), 3268)));
-        assert_eq!(parse_host_port("dc1.corp", 636), Ok(("dc1.corp".into(), 636)));
-        assert_eq!(parse_host_port("127.0.0.2", 389), Ok(("127.0.0.2".into(), 389)));
-        assert_eq!(parse_host_port("[::1]:1389", 389), Ok(("::1".into(), 1389)));
-        assert!(parse_host_port("dc1:x", 389).is_err());
-        assert!(parse_host_port(":389", 389).is_err());
-        assert!(parse_host_port(" ", 389).is_err());
-    }
 }

@@ -12,3 +12,4 @@ pub mod profile;
 pub mod schedule;
 pub mod snapshot;
 pub mod srv;
+pub mod validation;

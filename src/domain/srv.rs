@@ -51,9 +51,44 @@ pub fn order_targets(mut targets: Vec<SrvTarget>, mut pick: impl FnMut(u64) -> u
     ordered
 }
 
+/// A server as `host:port`, `host`, `IP`, `IP:port` or `[IPv6]:port`; `default_port` fills a missing port.
+pub fn parse_host_port(value: &str, default_port: u16) -> Result<(String, u16), String> {
+    let v = value.trim();
+    if v.is_empty() {
+        return Err("empty server".into());
+    }
+    if let Ok(addr) = v.parse::<std::net::SocketAddr>() {
+        return Ok((addr.ip().to_string(), addr.port()));
+    }
+    if v.parse::<std::net::IpAddr>().is_ok() {
+        return Ok((v.to_owned(), default_port));
+    }
+    match v.rsplit_once(':') {
+        Some((host, port)) => {
+            let port: u16 = port.parse().map_err(|_| format!("{value:?}: the port is not a number"))?;
+            if host.is_empty() || port == 0 {
+                return Err(format!("{value:?}: expected host:port"));
+            }
+            Ok((host.to_owned(), port))
+        }
+        None => Ok((v.to_owned(), default_port)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_port_forms() {
+        assert_eq!(parse_host_port("dc1.corp:3268", 389), Ok(("dc1.corp".into(), 3268)));
+        assert_eq!(parse_host_port("dc1.corp", 636), Ok(("dc1.corp".into(), 636)));
+        assert_eq!(parse_host_port("127.0.0.2", 389), Ok(("127.0.0.2".into(), 389)));
+        assert_eq!(parse_host_port("[::1]:1389", 389), Ok(("::1".into(), 1389)));
+        assert!(parse_host_port("dc1:x", 389).is_err());
+        assert!(parse_host_port(":389", 389).is_err());
+        assert!(parse_host_port(" ", 389).is_err());
+    }
 
     fn t(priority: u16, weight: u16, host: &str) -> SrvTarget {
         SrvTarget { priority, weight, port: 389, host: host.to_owned() }
