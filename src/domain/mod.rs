@@ -2,6 +2,7 @@
 
 pub mod address;
 pub mod codec;
+pub mod conditions;
 pub mod deletion;
 pub mod dn;
 pub mod duplicates;
@@ -10,6 +11,7 @@ pub mod index;
 pub mod keytab;
 pub mod profile;
 pub mod schedule;
+pub mod search_base;
 pub mod snapshot;
 pub mod srv;
 pub mod validation;
