@@ -333,12 +333,8 @@ mod tests {
         let now = t("2026-11-30T09:00:00Z");
         let a = accepted();
         let live = pods(&["pod-a", "pod-b"]);
-        let cases: Vec<(
-            Vec<NodeStatus>,
-            Option<(String, String)>,
-            Option<(String, String)>,
-            Option<(String, String)>,
-        )> = vec![
+        type Expected = Option<(String, String)>;
+        let cases: Vec<(Vec<NodeStatus>, Expected, Expected, Expected)> = vec![
             (
                 vec![row("pod-a", NodePhase::Synced, 3), row("pod-b", NodePhase::Synced, 3)],
                 pair("True", "Synced"),
