@@ -5,6 +5,7 @@
 pub mod agent;
 pub mod api;
 pub mod cli;
+pub mod controller;
 pub mod directory;
 pub mod domain;
 pub mod secret;

@@ -22,6 +22,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the controller: validate connections and schedules, keep search bases unique, turn the
+    /// gateway pods' rows into conditions, clean caches up on delete. Leader-elected by a Lease.
+    Controller(ControllerArgs),
     /// Print the CustomResourceDefinitions generated from the API types (the content of `crds/`).
     Crd,
     /// Test a connection without a cluster: DNS SRV answers, the server chosen, TLS, bind, RootDSE
@@ -64,6 +67,38 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+}
+
+#[derive(clap::Args)]
+struct ControllerArgs {
+    /// Watch only this namespace (default: all namespaces).
+    #[arg(long, env = "WATCH_NAMESPACE")]
+    namespace: Option<String>,
+    /// Label selector of the gateway pods that run the agent sidecar.
+    #[arg(long, env = "GATEWAY_SELECTOR", default_value = "ldapsync.io/gateway=true")]
+    gateway_selector: String,
+    /// Identity in the leader Lease (the pod name).
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
+    /// Name of the leader Lease.
+    #[arg(long, default_value = "ldapsync-controller")]
+    lease_name: String,
+    /// Namespace of the leader Lease (default: the watched namespace, else `default`).
+    #[arg(long, env = "POD_NAMESPACE")]
+    lease_namespace: Option<String>,
+    /// Seconds the Lease stays valid without renewal; a follower takes over after it.
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(3..=300))]
+    lease_duration: u64,
+    /// How long a deleted connection waits for the agents to report their caches purged.
+    #[arg(long, default_value = "2m", value_parser = parse_duration_arg)]
+    cleanup_timeout: std::time::Duration,
+    /// Address of `/metrics`, `/healthz` and `/readyz`.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    listen: std::net::SocketAddr,
+}
+
+fn parse_duration_arg(value: &str) -> Result<std::time::Duration, String> {
+    ldapsync::domain::duration::parse_duration(value).map_err(|e| e.to_string())
 }
 
 #[derive(clap::Args)]
@@ -124,6 +159,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Serve { store, listen, threads } => serve(store, listen, threads),
+        Command::Controller(args) => controller(args),
         Command::Check { file, common } => run(async move {
             let report =
                 ldapsync::cli::check(&file, common.secrets_dir.as_deref(), common.dns_server.as_deref()).await?;
@@ -156,6 +192,45 @@ fn serve(store: PathBuf, listen: std::net::SocketAddr, threads: u16) -> ExitCode
     let result = runtime.block_on(async move {
         let listener = ldapsync::agent::serve::bind(listen).await?;
         ldapsync::agent::serve::serve_store(store, listener, ldapsync::cli::unix_now, shutdown_signal()).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs the controller until SIGTERM; exit 1 when it stops on an error (e.g. a lost Lease).
+fn controller(args: ControllerArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = runtime.block_on(async move {
+        let client =
+            kube::Client::try_default().await.map_err(|e| format!("cannot configure the Kubernetes client: {e}"))?;
+        let identity = args.identity.unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+            format!("{}-{}", host.trim(), std::process::id())
+        });
+        let lease_namespace =
+            args.lease_namespace.or_else(|| args.namespace.clone()).unwrap_or_else(|| "default".to_owned());
+        let config = ldapsync::controller::ControllerConfig {
+            namespace: args.namespace,
+            gateway_selector: args.gateway_selector,
+            identity,
+            lease_name: args.lease_name,
+            lease_namespace,
+            lease_duration: args.lease_duration,
+            cleanup_timeout: args.cleanup_timeout,
+            listen: args.listen,
+        };
+        ldapsync::controller::run(client, config, shutdown_signal()).await.map_err(|e| e.to_string())
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -16,6 +16,9 @@ pub const RECONCILING: &str = "Reconciling";
 pub const STALLED: &str = "Stalled";
 pub const SEARCH_BASE_OVERLAP: &str = "SearchBaseOverlap";
 
+/// Every condition type the controller writes; others (written by someone else) are left alone.
+pub const MANAGED: [&str; 7] = [ACCEPTED, READY, STALE, DUPLICATES_FOUND, RECONCILING, STALLED, SEARCH_BASE_OVERLAP];
+
 /// The reason of a search base already owned by an older connection.
 pub const SEARCH_BASE_CONFLICT: &str = "SearchBaseConflict";
 
@@ -242,7 +245,7 @@ pub fn rows_to_remove(rows: &[NodeStatus], live_pods: &BTreeSet<String>) -> Vec<
 pub fn status_differs(current: Option<&LdapConnectionStatus>, desired: &DesiredStatus) -> bool {
     let Some(current) = current else { return true };
     current.observed_generation != Some(desired.observed_generation)
-        || current.conditions != desired.conditions
+        || !current.conditions.iter().filter(|c| MANAGED.contains(&c.type_.as_str())).eq(desired.conditions.iter())
         || current.summary.as_ref() != Some(&desired.summary)
         || current.kerberos_principal != desired.kerberos_principal
 }
