@@ -90,6 +90,22 @@ pub async fn client() -> Client {
     client
 }
 
+/// Drops the finalizers of every LdapConnection left in `namespace` (no controller cleans them up
+/// between test runs).
+pub async fn release_connections(client: &Client, namespace: &str) {
+    let api: Api<ldapsync::api::LdapConnection> = Api::namespaced(client.clone(), namespace);
+    let Ok(list) = api.list(&Default::default()).await else { return };
+    for c in list.items.iter().filter(|c| !c.finalizers().is_empty()) {
+        let _ = api
+            .patch(
+                &c.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(serde_json::json!({"metadata": {"finalizers": null}})),
+            )
+            .await;
+    }
+}
+
 /// Applies the CRDs (server-side apply, idempotent) and waits until both are established.
 pub async fn install_crds(client: &Client) {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
@@ -110,9 +126,12 @@ pub async fn install_crds(client: &Client) {
 
 pub async fn namespace(client: &Client, name: &str) -> String {
     let api: Api<Namespace> = Api::all(client.clone());
+    release_connections(client, name).await;
     let _ = api.delete(name, &DeleteParams::default()).await;
     // A namespace from an earlier run may still be terminating.
     for _ in 0..100 {
+        // Connections of an earlier run keep the cleanup finalizer when no controller runs.
+        release_connections(client, name).await;
         match api
             .create(
                 &PostParams::default(),
@@ -128,4 +147,91 @@ pub async fn namespace(client: &Client, name: &str) -> String {
         }
     }
     panic!("namespace {name} still terminating after 20s")
+}
+
+/// A `ldapsync controller` process for one test namespace; killed (by PID) when dropped.
+pub struct ControllerProcess {
+    pub child: std::process::Child,
+    pub metrics_port: u16,
+    pub identity: String,
+}
+
+/// A TCP port free right now on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+impl ControllerProcess {
+    /// Starts a controller watching `namespace` with its Lease there; `extra` adds flags.
+    pub fn start(namespace: &str, identity: &str, extra: &[&str]) -> Self {
+        let metrics_port = free_port();
+        let listen = format!("127.0.0.1:{metrics_port}");
+        let log =
+            std::fs::File::create(format!("{}/controller-{namespace}-{identity}.log", env("LDAPSYNC_TEST_STATE")))
+                .expect("controller log file");
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_ldapsync"))
+            .args(["controller", "--namespace", namespace, "--identity", identity, "--listen", &listen])
+            .args(["--lease-duration", "5"])
+            .args(extra)
+            .env("KUBECONFIG", env("LDAPSYNC_TEST_KUBECONFIG"))
+            .env("LDAPSYNC_LOG", "info")
+            .stderr(log)
+            .spawn()
+            .expect("start ldapsync controller");
+        Self { child, metrics_port, identity: identity.to_owned() }
+    }
+
+    /// The `/metrics` text, or an empty string while the server is not up.
+    pub fn metrics(&self) -> String {
+        http_get(self.metrics_port, "/metrics").unwrap_or_default()
+    }
+
+    /// The value of one metric line (`name{labels}`), 0 when absent.
+    pub fn metric(&self, series: &str) -> f64 {
+        self.metrics()
+            .lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.trim().parse().ok()))
+            .unwrap_or(0.0)
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ControllerProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A plain HTTP/1.0 GET on localhost; the body, when the answer is 2xx.
+pub fn http_get(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    let (head, body) = answer.split_once("\r\n\r\n")?;
+    head.split_whitespace().nth(1).filter(|code| code.starts_with('2')).map(|_| body.to_owned())
+}
+
+/// Polls `probe` every 100 ms until it returns `Some`, or panics after `timeout` with `what`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = probe().await {
+            return v;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
