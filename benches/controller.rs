@@ -29,7 +29,8 @@ struct Controller(Child, u16);
 
 impl Controller {
     fn start(binary: &str, identity: &str) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("port");
+        let port =
+            std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("port");
         let child = Command::new(binary)
             .args(["controller", "--namespace", NS, "--identity", identity, "--lease-duration", "5"])
             .args(["--listen", &format!("127.0.0.1:{port}")])
@@ -103,14 +104,21 @@ async fn settled(api: &Api<LdapConnection>) -> (usize, usize) {
         .items
         .iter()
         .filter(|c| {
-            c.status.as_ref().is_some_and(|s| s.conditions.iter().any(|c| c.reason == "SearchBaseConflict" && c.type_ == "Accepted"))
+            c.status
+                .as_ref()
+                .is_some_and(|s| s.conditions.iter().any(|c| c.reason == "SearchBaseConflict" && c.type_ == "Accepted"))
         })
         .count();
     (settled, conflicts)
 }
 
 /// Waits until every connection settled and the write counter stood still for a second.
-async fn steady(api: &Api<LdapConnection>, controller: &Controller, total: usize, started: Instant) -> (Duration, usize) {
+async fn steady(
+    api: &Api<LdapConnection>,
+    controller: &Controller,
+    total: usize,
+    started: Instant,
+) -> (Duration, usize) {
     let mut last_writes = -1.0;
     let mut last_change = started.elapsed();
     loop {
@@ -167,8 +175,10 @@ async fn main() {
         .expect("create ns");
     let secrets: Api<Secret> = Api::namespaced(client.clone(), NS);
     for d in 0..DOMAINS {
-        let s: Secret = serde_json::from_value(json!({"metadata": {"name": format!("pw-{d}")}, "stringData": {"password": "bench"}}))
-            .expect("secret");
+        let s: Secret = serde_json::from_value(
+            json!({"metadata": {"name": format!("pw-{d}")}, "stringData": {"password": "bench"}}),
+        )
+        .expect("secret");
         secrets.create(&PostParams::default(), &s).await.expect("create secret");
     }
     let pods: Api<Pod> = Api::namespaced(client.clone(), NS);

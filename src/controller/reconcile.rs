@@ -19,7 +19,9 @@ use serde_json::json;
 
 use super::metrics::{ConditionCounts, Metrics, Write};
 use super::{ControllerConfig, ErrorCategory, FIELD_MANAGER, schedules};
-use crate::api::{CACHE_CLEANUP_FINALIZER, LdapConnection, LdapSyncSchedule, LdapSyncScheduleSpec, NodePhase};
+use crate::api::{
+    CACHE_CLEANUP_FINALIZER, LdapConnection, LdapConnectionStatus, LdapSyncSchedule, LdapSyncScheduleSpec, NodePhase,
+};
 use crate::domain::conditions::{
     self, Acceptance, DesiredStatus, Facts, SEARCH_BASE_CONFLICT, desired_status, rows_to_remove, status_differs,
     transitions,
@@ -320,8 +322,7 @@ async fn reconcile_connection(conn: &LdapConnection, ctx: &Context) -> Result<Ac
     if conn.metadata.deletion_timestamp.is_some() {
         return cleanup(conn, ctx, &api, &ns).await;
     }
-    if !conn.finalizers().iter().any(|f| f == CACHE_CLEANUP_FINALIZER) {
-        add_finalizer(&api, conn).await?;
+    if !conn.finalizers().iter().any(|f| f == CACHE_CLEANUP_FINALIZER) && add_finalizer(&api, conn).await? {
         ctx.metrics.wrote(Write::Finalizer);
     }
     let acceptance = accept(conn, ctx, &ns).await?;
@@ -332,18 +333,30 @@ async fn reconcile_connection(conn: &LdapConnection, ctx: &Context) -> Result<Ac
         remove_rows(&api, &name, &gone).await?;
         ctx.metrics.wrote(Write::StaleRows);
     }
-    let facts = Facts {
-        generation: conn.metadata.generation.unwrap_or(0),
-        acceptance: &acceptance,
-        rows: &status.nodes,
-        live_pods: &live,
+    let generation = conn.metadata.generation.unwrap_or(0);
+    let compute = |status: &LdapConnectionStatus| {
+        let facts = Facts { generation, acceptance: &acceptance, rows: &status.nodes, live_pods: &live };
+        desired_status(facts, &status.conditions, &Time(jiff::Timestamp::now()))
     };
-    let desired = desired_status(facts, &status.conditions, &Time(jiff::Timestamp::now()));
-    if status_differs(conn.status.as_ref(), &desired) {
-        apply_status(&api, &name, &desired).await?;
-        ctx.metrics.wrote(Write::Status);
-        for t in transitions(&status.conditions, &desired.conditions) {
-            publish(ctx, conn, t.warning, &t.reason, t.note).await;
+    if status_differs(conn.status.as_ref(), &compute(&status)) {
+        // The cached object may predate our own last write (a peer's event can arrive first):
+        // decide on the object as it is now, so that nothing is written or announced twice.
+        let fresh = api.get_status(&name).await.map_err(|source| ReconcileError::ReadReference {
+            kind: "LdapConnection",
+            name: name.clone(),
+            source,
+        })?;
+        if fresh.metadata.generation != conn.metadata.generation {
+            return Ok(Action::requeue(Duration::from_millis(100)));
+        }
+        let fresh_status = fresh.status.unwrap_or_default();
+        let desired = compute(&fresh_status);
+        if status_differs(Some(&fresh_status), &desired) {
+            apply_status(&api, &name, &desired).await?;
+            ctx.metrics.wrote(Write::Status);
+            for t in transitions(&fresh_status.conditions, &desired.conditions) {
+                publish(ctx, conn, t.warning, &t.reason, t.note).await;
+            }
         }
     }
     Ok(match acceptance {
@@ -503,7 +516,8 @@ fn json_patch(ops: serde_json::Value) -> Patch<()> {
     Patch::Json(serde_json::from_value(ops).unwrap_or(json_patch::Patch(Vec::new())))
 }
 
-async fn add_finalizer(api: &Api<LdapConnection>, conn: &LdapConnection) -> Result<(), ReconcileError> {
+/// Adds the cleanup finalizer; false when it turned out to be there already.
+async fn add_finalizer(api: &Api<LdapConnection>, conn: &LdapConnection) -> Result<bool, ReconcileError> {
     let ops = if conn.metadata.finalizers.as_ref().is_none_or(Vec::is_empty) {
         json!([
             {"op": "test", "path": "/metadata/resourceVersion", "value": conn.resource_version()},
@@ -515,10 +529,19 @@ async fn add_finalizer(api: &Api<LdapConnection>, conn: &LdapConnection) -> Resu
             {"op": "add", "path": "/metadata/finalizers/-", "value": CACHE_CLEANUP_FINALIZER}
         ])
     };
-    api.patch(&conn.name_any(), &PatchParams::default(), &json_patch(ops))
-        .await
-        .map_err(ReconcileError::AddFinalizer)?;
-    Ok(())
+    match api.patch(&conn.name_any(), &PatchParams::default(), &json_patch(ops)).await {
+        Ok(_) => Ok(true),
+        // The cached object was stale: it may carry the finalizer already.
+        Err(e) if is_conflict(&e) => {
+            let fresh = api.get(&conn.name_any()).await.map_err(ReconcileError::AddFinalizer)?;
+            if fresh.finalizers().iter().any(|f| f == CACHE_CLEANUP_FINALIZER) {
+                Ok(false)
+            } else {
+                Err(ReconcileError::AddFinalizer(e))
+            }
+        }
+        Err(e) => Err(ReconcileError::AddFinalizer(e)),
+    }
 }
 
 async fn remove_finalizer(api: &Api<LdapConnection>, conn: &LdapConnection) -> Result<(), ReconcileError> {
