@@ -500,4 +500,13 @@ async fn only_the_leader_writes_and_a_follower_takes_over() {
     assert_eq!(second.metric("ldapsync_controller_api_writes_total{kind=\"status\"}"), 0.0, "{}", second.metrics());
     create(&api, "two", json!({"searchBase": "OU=Two,DC=corp,DC=example,DC=test"})).await;
     wait_condition(&api, "two", "Accepted", "True", "Accepted").await;
+
+    // A graceful stop (SIGTERM) releases the Lease instead of letting it expire.
+    let mut second = second;
+    let status = std::process::Command::new("kill").arg(second.child.id().to_string()).status().expect("kill");
+    assert!(status.success());
+    let exit = second.child.wait().expect("wait");
+    assert!(exit.success(), "SIGTERM must end the controller cleanly: {exit:?}");
+    let holder = lease_holder(&client, &ns).await;
+    assert!(holder.as_deref().is_none_or(str::is_empty), "the Lease is still held by {holder:?}");
 }
