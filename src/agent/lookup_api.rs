@@ -41,7 +41,12 @@ pub struct LookupState {
     loaded: std::sync::atomic::AtomicBool,
     requests: [[AtomicU64; 3]; 3],
     now: fn() -> i64,
+    /// More metrics appended to `/metrics` (the agent's sync metrics).
+    extra_metrics: RwLock<Option<ExtraMetrics>>,
 }
+
+/// Renders additional Prometheus text.
+pub type ExtraMetrics = Arc<dyn Fn() -> String + Send + Sync>;
 
 impl LookupState {
     /// An empty state; `now` gives Unix seconds (injected for tests).
@@ -52,6 +57,15 @@ impl LookupState {
             loaded: std::sync::atomic::AtomicBool::new(false),
             requests: Default::default(),
             now,
+            extra_metrics: RwLock::new(None),
+        }
+    }
+
+    /// Appends `render`'s output to every `/metrics` answer.
+    pub fn set_extra_metrics(&self, render: ExtraMetrics) {
+        match self.extra_metrics.write() {
+            Ok(mut g) => *g = Some(render),
+            Err(p) => *p.into_inner() = Some(render),
         }
     }
 
@@ -282,6 +296,13 @@ async fn metrics(State(state): State<Arc<LookupState>>) -> Response {
             s.connection.name,
             (now - s.taken_at).max(0)
         );
+    }
+    let extra = match state.extra_metrics.read() {
+        Ok(g) => g.clone(),
+        Err(p) => p.into_inner().clone(),
+    };
+    if let Some(render) = extra {
+        out.push_str(&render());
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }

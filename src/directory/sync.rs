@@ -108,6 +108,8 @@ pub struct PreparedConnection {
     pub transport: TransportSettings,
     pub credentials: BindCredentials,
     pub sync_timeout: Duration,
+    /// Objects read so far by the running sync (for progress metrics).
+    pub progress: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl PreparedConnection {
@@ -166,7 +168,7 @@ impl PreparedConnection {
             connect_timeout,
             operation_timeout,
         };
-        Ok(Self { connection, spec, plan, transport, credentials, sync_timeout })
+        Ok(Self { connection, spec, plan, transport, credentials, sync_timeout, progress: Arc::default() })
     }
 
     /// The servers to try, in order: static ones as listed, or SRV targets in RFC 2782 order
@@ -312,6 +314,7 @@ impl PreparedConnection {
                         Ok(pending) => pending_ranges.extend(pending),
                         Err(e) => failure = Some(e),
                     }
+                    self.progress.store(builder.len() as u64, std::sync::atomic::Ordering::Relaxed);
                     if builder.len() != before && builder.len().is_multiple_of(10_000) {
                         tracing::info!(connection = %self.connection.name, objects = builder.len(), "sync progress");
                     }

@@ -14,4 +14,5 @@ pub mod schedule;
 pub mod search_base;
 pub mod snapshot;
 pub mod srv;
+pub mod sync_plan;
 pub mod validation;
