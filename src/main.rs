@@ -25,6 +25,9 @@ enum Command {
     /// Run the controller: validate connections and schedules, keep search bases unique, turn the
     /// gateway pods' rows into conditions, clean caches up on delete. Leader-elected by a Lease.
     Controller(ControllerArgs),
+    /// Run the agent beside one gateway pod: sync every accepted connection of the namespace on its
+    /// schedule or on request, keep the cache, serve the lookup API, write this pod's status rows.
+    Agent(AgentArgs),
     /// Print the CustomResourceDefinitions generated from the API types (the content of `crds/`).
     Crd,
     /// Test a connection without a cluster: DNS SRV answers, the server chosen, TLS, bind, RootDSE
@@ -67,6 +70,28 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+}
+
+#[derive(clap::Args)]
+struct AgentArgs {
+    /// Namespace of the gateway pod (downward API).
+    #[arg(long, env = "POD_NAMESPACE")]
+    namespace: String,
+    /// Name of the gateway pod (downward API); names this pod's status rows.
+    #[arg(long, env = "POD_NAME")]
+    pod: String,
+    /// Folder of the cache (a pod volume).
+    #[arg(long, default_value = "/var/lib/ldapsync")]
+    store: PathBuf,
+    /// Address of the lookup API; keep it on localhost.
+    #[arg(long, default_value = "127.0.0.1:8389")]
+    listen: std::net::SocketAddr,
+    /// Syncs running at once across connections.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+    max_concurrent_syncs: u16,
+    /// DNS server `IP:PORT` for SRV lookups instead of the system resolver.
+    #[arg(long, env = DNS_SERVER_ENV)]
+    dns_server: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -160,6 +185,7 @@ fn main() -> ExitCode {
         },
         Command::Serve { store, listen, threads } => serve(store, listen, threads),
         Command::Controller(args) => controller(args),
+        Command::Agent(args) => agent(args),
         Command::Check { file, common } => run(async move {
             let report =
                 ldapsync::cli::check(&file, common.secrets_dir.as_deref(), common.dns_server.as_deref()).await?;
@@ -192,6 +218,37 @@ fn serve(store: PathBuf, listen: std::net::SocketAddr, threads: u16) -> ExitCode
     let result = runtime.block_on(async move {
         let listener = ldapsync::agent::serve::bind(listen).await?;
         ldapsync::agent::serve::serve_store(store, listener, ldapsync::cli::unix_now, shutdown_signal()).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs the agent until SIGTERM.
+fn agent(args: AgentArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = runtime.block_on(async move {
+        let client =
+            kube::Client::try_default().await.map_err(|e| format!("cannot configure the Kubernetes client: {e}"))?;
+        let config = ldapsync::agent::daemon::AgentConfig {
+            namespace: args.namespace,
+            pod: args.pod,
+            store: args.store,
+            listen: args.listen,
+            max_concurrent_syncs: usize::from(args.max_concurrent_syncs),
+            dns_server: args.dns_server,
+        };
+        ldapsync::agent::daemon::run(client, config, shutdown_signal()).await.map_err(|e| e.to_string())
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,4 +1,6 @@
-//! The per-pod side: the lookup API, and serving a store.
+//! The per-pod side: the agent (watches, schedules, syncs, rows), the lookup API, and serving a store.
 
+pub mod daemon;
 pub mod lookup_api;
 pub mod serve;
+pub mod worker;
