@@ -48,6 +48,8 @@ pub struct AgentMetrics {
     duration_micros: AtomicU64,
     /// Objects read by the running (or last) sync, per connection `namespace/name`.
     progress: std::sync::Mutex<BTreeMap<String, Arc<AtomicU64>>>,
+    /// When each connection syncs next by its schedule (Unix seconds; absent when never).
+    next_sync: std::sync::Mutex<BTreeMap<String, i64>>,
 }
 
 impl AgentMetrics {
@@ -69,6 +71,13 @@ impl AgentMetrics {
         out.push_str("# HELP ldapsync_agent_row_writes_total Writes of this pod's status rows.\n");
         out.push_str("# TYPE ldapsync_agent_row_writes_total counter\n");
         let _ = writeln!(out, "ldapsync_agent_row_writes_total {}", load(&self.row_writes));
+        out.push_str("# HELP ldapsync_agent_next_sync_timestamp_seconds When each connection syncs next.\n");
+        out.push_str("# TYPE ldapsync_agent_next_sync_timestamp_seconds gauge\n");
+        if let Ok(next) = self.next_sync.lock() {
+            for (connection, at) in next.iter() {
+                let _ = writeln!(out, "ldapsync_agent_next_sync_timestamp_seconds{{connection=\"{connection}\"}} {at}");
+            }
+        }
         out.push_str("# HELP ldapsync_agent_sync_objects_read Objects read by the running or last sync.\n");
         out.push_str("# TYPE ldapsync_agent_sync_objects_read gauge\n");
         if let Ok(progress) = self.progress.lock() {
@@ -88,6 +97,16 @@ impl AgentMetrics {
     fn forget(&self, connection: &str) {
         if let Ok(mut p) = self.progress.lock() {
             p.remove(connection);
+        }
+        self.plan(connection, None);
+    }
+
+    fn plan(&self, connection: &str, at: Option<Timestamp>) {
+        if let Ok(mut next) = self.next_sync.lock() {
+            match at {
+                Some(at) => next.insert(connection.to_owned(), at.as_second()),
+                None => next.remove(connection),
+            };
         }
     }
 }
@@ -183,6 +202,13 @@ struct WorkerState {
     row: Option<NodeStatus>,
 }
 
+impl WorkerState {
+    /// The hash of the snapshot the deletion-safety guard holds, if the last sync was held.
+    fn held_hash(&self) -> Option<&str> {
+        self.row.as_ref().filter(|r| r.phase == Some(NodePhase::Held))?.held.as_ref().map(|h| h.snapshot_hash.as_str())
+    }
+}
+
 fn ts(t: Timestamp) -> Time {
     Time(t)
 }
@@ -223,11 +249,21 @@ pub async fn run_worker(ctx: Arc<AgentContext>, uid: String, mut rx: watch::Rece
             handled_generation: state.handled_generation,
             request: annotation(&conn, SYNC_REQUESTED_AT_ANNOTATION),
             handled_request: state.handled_request.as_deref(),
+            approval_pending: state.held_hash().is_some()
+                && annotation(&conn, APPROVE_DELETIONS_ANNOTATION) == state.held_hash(),
             last_sync: state.last_sync,
             failures: state.failures,
             last_attempt: state.last_attempt,
             jitter: jitter_for(&ctx.pod, &uid, schedule.jitter),
         });
+        ctx.metrics.plan(
+            &conn_name(&conn),
+            match due {
+                Due::Now(_) => Some(Timestamp::now()),
+                Due::At(at, _) => Some(at),
+                Due::Never => None,
+            },
+        );
         let reason = match due {
             Due::Now(r) => r,
             Due::At(at, r) => {

@@ -16,6 +16,8 @@ pub enum Reason {
     NewGeneration,
     /// The previous sync failed.
     Retry,
+    /// `ldapsync.io/approve-deletions` now names the held snapshot.
+    Approved,
     Scheduled,
 }
 
@@ -25,6 +27,7 @@ impl Reason {
             Self::Requested => "requested",
             Self::NewGeneration => "new_generation",
             Self::Retry => "retry",
+            Self::Approved => "approved",
             Self::Scheduled => "scheduled",
         }
     }
@@ -49,6 +52,8 @@ pub struct PlanInput<'a> {
     pub handled_generation: Option<i64>,
     pub request: Option<&'a str>,
     pub handled_request: Option<&'a str>,
+    /// The approval annotation names the snapshot the last sync held.
+    pub approval_pending: bool,
     /// When the last sync that counts for the schedule finished (success or held).
     pub last_sync: Option<Timestamp>,
     /// Failed attempts in a row, and when the last one started.
@@ -70,6 +75,9 @@ pub fn next_sync(p: PlanInput<'_>) -> Due {
     }
     if p.request.is_some_and(|r| !r.is_empty()) && p.request != p.handled_request {
         return Due::Now(Reason::Requested);
+    }
+    if p.approval_pending {
+        return Due::Now(Reason::Approved);
     }
     if p.failures > 0 {
         let at = p.last_attempt.unwrap_or(p.now).checked_add(retry_delay(p.failures)).unwrap_or(p.now);
@@ -106,6 +114,7 @@ mod tests {
             handled_generation: Some(2),
             request: None,
             handled_request: None,
+            approval_pending: false,
             last_sync: Some(ts("2026-11-30T09:45:00Z")),
             failures: 0,
             last_attempt: Some(ts("2026-11-30T09:44:00Z")),
@@ -149,6 +158,11 @@ mod tests {
                 "manual still syncs a new generation",
                 PlanInput { handled_generation: Some(1), ..base(&manual) },
                 Due::Now(Reason::NewGeneration),
+            ),
+            (
+                "approval of a held sync",
+                PlanInput { approval_pending: true, ..base(&manual) },
+                Due::Now(Reason::Approved),
             ),
             ("suspended", PlanInput { suspended: true, request: Some("r2"), ..base(&every30) }, Due::Never),
             (
