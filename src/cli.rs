@@ -173,12 +173,14 @@ pub struct SyncReport {
     pub duplicate_addresses: u64,
     pub duplicate_examples: Vec<String>,
     pub snapshot_hash: String,
+    /// Hash of the content only (what `--approve-deletions` names).
+    pub content_hash: String,
     pub snapshot_size: u64,
     pub path: PathBuf,
 }
 
 /// One standalone sync into `store_dir`. The previous snapshot stays when anything fails, and when
-/// the deletion-safety guard holds the new one (unless `approve` is its hash).
+/// the deletion-safety guard holds the new one (unless `approve` is its content hash).
 pub async fn sync(
     manifest: &Path,
     secrets_dir: Option<&Path>,
@@ -208,7 +210,8 @@ pub async fn sync(
     let dns = resolver(dns_server, &prepared)?;
     let snapshot = prepared.read_snapshot(&dns, random_pick, unix_now).await?;
     let encoded = codec::encode(&snapshot)?;
-    let deleted = check_deletions(previous.as_ref(), &snapshot, &encoded.hash, limits, approve)
+    let content = codec::content_hash(&snapshot)?;
+    let deleted = check_deletions(previous.as_ref(), &snapshot, &content, limits, approve)
         .map_err(|held| CliError::Held(held.to_string()))?;
     let duplicates = find_duplicates([&snapshot]);
     let path = store.write(&key, &encoded)?;
@@ -226,6 +229,7 @@ pub async fn sync(
         duplicate_addresses: duplicates.addresses,
         duplicate_examples: duplicates.examples,
         snapshot_hash: encoded.hash,
+        content_hash: content,
         snapshot_size: encoded.bytes.len() as u64,
         path,
     })

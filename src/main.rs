@@ -64,7 +64,8 @@ enum Command {
         /// Store folder (created if missing).
         #[arg(long)]
         store: PathBuf,
-        /// Let a sync held by the deletion-safety guard through, if its snapshot has this hash.
+        /// Let a sync held by the deletion-safety guard through, if its snapshot has this content hash
+        /// (printed when the sync is held).
         #[arg(long)]
         approve_deletions: Option<String>,
         #[command(flatten)]

@@ -297,7 +297,7 @@ async fn deletion_safety_holds_a_large_drop_until_approved() {
         msg.split("approve-deletions to ").nth(1).and_then(|r| r.split_whitespace().next()).expect("hash in message");
     let approved = case.sync(&narrowed, &srv_dns(), Some(hash)).await.unwrap_or_else(|e| panic!("approved sync: {e}"));
     assert_eq!((approved.users, approved.deleted), (10, 43));
-    assert_eq!(approved.snapshot_hash, hash);
+    assert_eq!(approved.content_hash, hash, "the approved sync stored exactly the held content");
 }
 
 #[tokio::test]

@@ -467,7 +467,9 @@ async fn sync_once(ctx: &AgentContext, conn: &LdapConnection, uid: &str) -> Resu
     };
     let previous = ctx.cached(uid).map(|s| ObjectIds::of(&s));
     let approval = annotation(conn, APPROVE_DELETIONS_ANNOTATION);
-    if let Err(held) = check_deletions(previous.as_ref(), &snapshot, &encoded.hash, limits, approval) {
+    let content =
+        codec::content_hash(&snapshot).map_err(|e| Failure { reason: "StoreFailed", message: e.to_string() })?;
+    if let Err(held) = check_deletions(previous.as_ref(), &snapshot, &content, limits, approval) {
         return Ok(Outcome::Held(held));
     }
     match spec.cache.store {

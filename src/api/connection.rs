@@ -505,7 +505,8 @@ pub struct HeldSync {
     pub new_objects: i64,
     /// Objects the held snapshot would remove.
     pub deleted_objects: i64,
-    /// Hash of the held snapshot: set `ldapsync.io/approve-deletions` to it to let it through once.
+    /// Content hash of the held snapshot (its objects, not when it was read): set
+    /// `ldapsync.io/approve-deletions` to it to let a sync with exactly this content through.
     pub snapshot_hash: String,
 }
 

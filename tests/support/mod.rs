@@ -2,6 +2,8 @@
 //! variable fails the test with the variable's name: integration tests never skip.
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod cluster;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -149,36 +151,58 @@ pub async fn namespace(client: &Client, name: &str) -> String {
     panic!("namespace {name} still terminating after 20s")
 }
 
-/// A `ldapsync controller` process for one test namespace; killed (by PID) when dropped.
-pub struct ControllerProcess {
+/// An `ldapsync controller` or `ldapsync agent` process of one test namespace, with its HTTP port;
+/// killed (by PID) when dropped.
+pub struct LdapsyncProcess {
     pub child: std::process::Child,
+    /// `/metrics` of the controller; the lookup API (and `/metrics`) of an agent.
     pub metrics_port: u16,
     pub identity: String,
 }
+
+pub type ControllerProcess = LdapsyncProcess;
 
 /// A TCP port free right now on 127.0.0.1.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
 }
 
-impl ControllerProcess {
-    /// Starts a controller watching `namespace` with its Lease there; `extra` adds flags.
-    pub fn start(namespace: &str, identity: &str, extra: &[&str]) -> Self {
-        let metrics_port = free_port();
-        let listen = format!("127.0.0.1:{metrics_port}");
-        let log =
-            std::fs::File::create(format!("{}/controller-{namespace}-{identity}.log", env("LDAPSYNC_TEST_STATE")))
-                .expect("controller log file");
+impl LdapsyncProcess {
+    fn spawn(args: &[&str], log_name: &str, port: u16, identity: &str, envs: &[(&str, String)]) -> Self {
+        let log = std::fs::File::create(format!("{}/{log_name}.log", env("LDAPSYNC_TEST_STATE"))).expect("log file");
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_ldapsync"))
-            .args(["controller", "--namespace", namespace, "--identity", identity, "--listen", &listen])
-            .args(["--lease-duration", "5"])
-            .args(extra)
+            .args(args)
             .env("KUBECONFIG", env("LDAPSYNC_TEST_KUBECONFIG"))
             .env("LDAPSYNC_LOG", "info")
+            .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
             .stderr(log)
             .spawn()
-            .expect("start ldapsync controller");
-        Self { child, metrics_port, identity: identity.to_owned() }
+            .expect("start ldapsync");
+        Self { child, metrics_port: port, identity: identity.to_owned() }
+    }
+
+    /// Starts a controller watching `namespace` with its Lease there; `extra` adds flags.
+    pub fn start(namespace: &str, identity: &str, extra: &[&str]) -> Self {
+        let port = free_port();
+        let listen = format!("127.0.0.1:{port}");
+        let mut args = vec!["controller", "--namespace", namespace, "--identity", identity, "--listen", &listen];
+        args.extend(["--lease-duration", "5"]);
+        args.extend(extra);
+        Self::spawn(&args, &format!("controller-{namespace}-{identity}"), port, identity, &[])
+    }
+
+    /// Starts the agent of gateway pod `pod` with its cache in `store`, asking `dns` for DNS.
+    pub fn agent(namespace: &str, pod: &str, store: &std::path::Path, dns: &str) -> Self {
+        let port = free_port();
+        let listen = format!("127.0.0.1:{port}");
+        let store = store.display().to_string();
+        let args = ["agent", "--namespace", namespace, "--pod", pod, "--store", &store, "--listen", &listen];
+        Self::spawn(&args, &format!("agent-{namespace}-{pod}"), port, pod, &[("LDAPSYNC_DNS_SERVER", dns.to_owned())])
+    }
+
+    /// A GET on this process's HTTP port: the body when the answer is 2xx.
+    pub fn get(&self, path: &str) -> Option<String> {
+        http_get(self.metrics_port, path)
     }
 
     /// The `/metrics` text, or an empty string while the server is not up.
@@ -200,7 +224,7 @@ impl ControllerProcess {
     }
 }
 
-impl Drop for ControllerProcess {
+impl Drop for LdapsyncProcess {
     fn drop(&mut self) {
         self.kill();
     }

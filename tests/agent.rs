@@ -1,0 +1,328 @@
+//! `ldapsync agent` processes standing in for gateway pods, with the controller, against the real
+//! apiserver, Samba AD, slapd and dnsmasq: independent syncs and rows, manual triggers, a DC going
+//! away and coming back, schedule changes, the deletion-safety hold and its approval, and purge.
+
+mod support;
+
+use std::time::Duration;
+
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use ldapsync::api::{LdapConnection, LdapSyncSchedule, NodePhase, NodeStatus};
+use serde_json::{Value, json};
+use support::cluster::*;
+use support::{LdapsyncProcess, client, env, eventually, install_crds, namespace, read_file};
+use tokio::net::{TcpListener, TcpStream};
+
+const SLOW: Duration = Duration::from_secs(60);
+
+/// A TCP forwarder standing in for a domain controller's address: stopping it makes the DC
+/// unreachable for the agents (connections refused), without touching the shared Samba.
+struct Forwarder {
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Forwarder {
+    async fn start(port: u16, target: &str) -> Self {
+        let listener = TcpListener::bind(("127.0.0.1", port)).await.expect("bind forwarder");
+        let target = target.to_owned();
+        let task = tokio::spawn(async move {
+            let mut tasks = tokio::task::JoinSet::new();
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let target = target.clone();
+                tasks.spawn(async move {
+                    if let Ok(mut outbound) = TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        });
+        Self { task }
+    }
+
+    /// Closes the listener and every forwarded connection.
+    fn stop(self) {
+        self.task.abort();
+    }
+}
+
+async fn rows(api: &Api<LdapConnection>, name: &str) -> Vec<NodeStatus> {
+    api.get_opt(name).await.ok().flatten().and_then(|c| c.status).map(|s| s.nodes).unwrap_or_default()
+}
+
+/// Waits until every pod's row satisfies `check`; returns the rows.
+async fn wait_rows(
+    api: &Api<LdapConnection>,
+    name: &str,
+    pods: &[&str],
+    what: &str,
+    check: impl Fn(&NodeStatus) -> bool,
+) -> Vec<NodeStatus> {
+    let mut last = Vec::new();
+    let result = tokio::time::timeout(SLOW, async {
+        loop {
+            let now = rows(api, name).await;
+            if pods.iter().all(|p| now.iter().any(|r| r.pod == *p && check(r))) {
+                return now;
+            }
+            last = now;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    result.unwrap_or_else(|_| {
+        let seen: Vec<_> = last.iter().map(|r| (&r.pod, r.phase, &r.reason, &r.message)).collect();
+        panic!("timed out waiting for {what} on {pods:?}; rows: {seen:?}")
+    })
+}
+
+async fn annotate(api: &Api<LdapConnection>, name: &str, key: &str, value: &str) {
+    api.patch(name, &PatchParams::default(), &Patch::Merge(json!({"metadata": {"annotations": {key: value}}})))
+        .await
+        .unwrap_or_else(|e| panic!("annotate {name}: {e}"));
+}
+
+/// Secrets for Samba (password, CA) and slapd, and three gateway pods with their agents.
+async fn gateway(ns: &str, pods: &[&str], dns: &str) -> (Vec<LdapsyncProcess>, tempfile::TempDir) {
+    let client = client().await;
+    secret(&client, ns, "sync-password", &[("password", env("LDAPSYNC_TEST_AD_PASSWORD").as_bytes())]).await;
+    secret(&client, ns, "slapd-password", &[("password", env("LDAPSYNC_TEST_SLAPD_PASSWORD").as_bytes())]).await;
+    secret(&client, ns, "test-ca", &[("ca.crt", &read_file("LDAPSYNC_TEST_CA_FILE"))]).await;
+    let stores = tempfile::tempdir().expect("store folders");
+    let mut agents = Vec::new();
+    for pod in pods {
+        gateway_pod(&client, ns, pod).await;
+        let store = stores.path().join(pod);
+        std::fs::create_dir_all(&store).expect("store folder");
+        agents.push(LdapsyncProcess::agent(ns, pod, &store, dns));
+    }
+    (agents, stores)
+}
+
+fn ad_connection(server: &str) -> Value {
+    json!({
+        "domain": env("LDAPSYNC_TEST_AD_DOMAIN"),
+        "searchBase": env("LDAPSYNC_TEST_AD_BASE"),
+        "servers": {"static": [server]},
+        "tls": {"mode": "StartTLS", "ca": {"secretRef": {"name": "test-ca"}}},
+        "auth": {"simple": {"bindDN": env("LDAPSYNC_TEST_AD_BIND_DN"), "passwordSecretRef": {"name": "sync-password"}}},
+        "contacts": {"enabled": true},
+        "timeouts": {"connect": "2s", "operation": "5s"}
+    })
+}
+
+fn address_of(agent: &LdapsyncProcess, address: &str) -> Option<Value> {
+    agent.get(&format!("/v1/addresses/{address}")).and_then(|b| serde_json::from_str(&b).ok())
+}
+
+#[tokio::test]
+async fn three_pods_sync_on_their_own_survive_an_outage_and_purge_on_delete() {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = namespace(&client, "agent-three").await;
+    let pods = ["pod-a", "pod-b", "pod-c"];
+    let (agents, stores) = gateway(&ns, &pods, &env("LDAPSYNC_TEST_AD_DNS")).await;
+    let _controller = LdapsyncProcess::start(&ns, "agent-three", &[]);
+    let port = support::free_port();
+    let dc = Forwarder::start(port, &format!("{}:389", env("LDAPSYNC_TEST_AD_ADDR"))).await;
+    let api: Api<LdapConnection> = Api::namespaced(client.clone(), &ns);
+    let server = format!("{}:{port}", env("LDAPSYNC_TEST_AD_HOST"));
+    create(&api, "corp", ad_connection(&server)).await;
+
+    let synced = wait_rows(&api, "corp", &pods, "Synced", |r| r.phase == Some(NodePhase::Synced)).await;
+    for row in &synced {
+        assert!(row.server.as_deref().is_some_and(|s| s.starts_with(&server)), "{row:?}");
+        assert!(row.counts.as_ref().is_some_and(|c| c.users > 3 && c.contacts > 0), "{row:?}");
+        assert!(row.snapshot_hash.as_ref().is_some_and(|h| h.len() == 64), "{row:?}");
+        assert_eq!(row.observed_generation, Some(1));
+    }
+    // Each pod wrote its own row; the same directory gives the same snapshot everywhere.
+    let hashes: std::collections::BTreeSet<_> = synced.iter().filter_map(|r| r.snapshot_hash.clone()).collect();
+    assert_eq!(hashes.len(), 1, "{hashes:?}");
+    wait_condition(&api, "corp", "Ready", "True", "Synced").await;
+    let summary = api.get("corp").await.expect("get").status.and_then(|s| s.summary).expect("summary");
+    assert_eq!(summary.nodes_synced.as_deref(), Some("3/3"));
+    let alice = format!("alice@{}", env("LDAPSYNC_TEST_AD_DOMAIN"));
+    for agent in &agents {
+        let answer = address_of(agent, &alice).unwrap_or_else(|| panic!("{} does not know {alice}", agent.identity));
+        assert!(answer.to_string().contains("Alice"), "{answer}");
+    }
+
+    // A manual request: every pod syncs once and echoes it.
+    let before: Vec<_> = synced.iter().map(|r| (r.pod.clone(), r.last_attempt_time.clone())).collect();
+    annotate(&api, "corp", "ldapsync.io/sync-requested-at", "2026-11-30T10:00:00Z").await;
+    let handled = wait_rows(&api, "corp", &pods, "the request handled", |r| {
+        r.last_handled_sync_request.as_deref() == Some("2026-11-30T10:00:00Z") && r.phase == Some(NodePhase::Synced)
+    })
+    .await;
+    for (pod, attempt) in before {
+        let row = handled.iter().find(|r| r.pod == pod).expect("row");
+        assert_ne!(row.last_attempt_time, attempt, "{pod} did not sync again");
+    }
+
+    // The DC goes away: every pod keeps serving its cache and says Stale.
+    dc.stop();
+    annotate(&api, "corp", "ldapsync.io/sync-requested-at", "2026-11-30T10:05:00Z").await;
+    let stale = wait_rows(&api, "corp", &pods, "Stale", |r| r.phase == Some(NodePhase::Stale)).await;
+    for row in &stale {
+        assert_eq!(row.reason.as_deref(), Some("NoDomainControllerReachable"), "{row:?}");
+        assert!(row.counts.is_some() && row.last_success_time.is_some(), "the cache stays described: {row:?}");
+    }
+    wait_condition(&api, "corp", "Stale", "True", "NoDomainControllerReachable").await;
+    for agent in &agents {
+        assert!(address_of(agent, &alice).is_some(), "{} stopped answering during the outage", agent.identity);
+        let status = agent.get("/v1/status").expect("status");
+        assert!(status.contains("\"stale\":true"), "{status}");
+    }
+
+    // The DC comes back: the pods recover by themselves (retry after 10 s).
+    let dc = Forwarder::start(port, &format!("{}:389", env("LDAPSYNC_TEST_AD_ADDR"))).await;
+    wait_rows(&api, "corp", &pods, "Synced again", |r| r.phase == Some(NodePhase::Synced)).await;
+    wait_condition(&api, "corp", "Ready", "True", "Synced").await;
+    wait_condition(&api, "corp", "Stale", "False", "Fresh").await;
+
+    // Deleting the connection purges every pod's cache before it goes.
+    api.delete("corp", &DeleteParams::default()).await.expect("delete");
+    eventually(SLOW, "the connection to go", || async { api.get_opt("corp").await.ok().filter(Option::is_none) }).await;
+    for (agent, pod) in agents.iter().zip(pods) {
+        assert!(address_of(agent, &alice).is_none(), "{pod} still answers after the purge");
+        let left: Vec<_> =
+            std::fs::read_dir(stores.path().join(pod)).expect("store").flatten().map(|e| e.file_name()).collect();
+        assert!(left.is_empty(), "{pod} kept files: {left:?}");
+    }
+    let events = events_for(&client, &ns, "corp").await;
+    assert!(!events.iter().any(|(r, _)| r == "CleanupTimedOut"), "the agents reported their purge: {events:?}");
+    dc.stop();
+}
+
+#[tokio::test]
+async fn schedules_decide_the_next_sync_and_a_change_takes_effect() {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = namespace(&client, "agent-schedule").await;
+    let pods = ["pod-a"];
+    let (agents, _stores) = gateway(&ns, &pods, &env("LDAPSYNC_TEST_DNS")).await;
+    let _controller = LdapsyncProcess::start(&ns, "agent-schedule", &[]);
+    let schedules: Api<LdapSyncSchedule> = Api::namespaced(client.clone(), &ns);
+    let schedule = |spec: Value| -> LdapSyncSchedule {
+        serde_json::from_value(json!({"apiVersion": "ldapsync.io/v1alpha1", "kind": "LdapSyncSchedule",
+            "metadata": {"name": "when"}, "spec": spec}))
+        .expect("schedule")
+    };
+    schedules.create(&PostParams::default(), &schedule(json!({"manual": {}}))).await.expect("create schedule");
+    let api: Api<LdapConnection> = Api::namespaced(client.clone(), &ns);
+    // Generic LDAP found through dnsmasq's SRV records.
+    create(
+        &api,
+        "ldap",
+        json!({
+            "domain": "example.test",
+            "searchBase": env("LDAPSYNC_TEST_SLAPD_BASE"),
+            "directoryType": "Generic",
+            "tls": {"mode": "StartTLS", "ca": {"secretRef": {"name": "test-ca"}}},
+            "auth": {"simple": {"bindDN": env("LDAPSYNC_TEST_SLAPD_BIND_DN"), "passwordSecretRef": {"name": "slapd-password"}}},
+            "scheduleRef": {"name": "when"}
+        }),
+    )
+    .await;
+    // Manual: the first sync happens once accepted, then nothing is planned.
+    let first = wait_rows(&api, "ldap", &pods, "Synced", |r| r.phase == Some(NodePhase::Synced)).await;
+    assert!(first[0].server.as_deref().is_some_and(|s| s.starts_with("ldap1.example.test")), "{:?}", first[0].server);
+    let next = |agent: &LdapsyncProcess| {
+        agent.get("/metrics").and_then(|m| {
+            m.lines()
+                .find_map(|l| {
+                    l.strip_prefix(&format!("ldapsync_agent_next_sync_timestamp_seconds{{connection=\"{ns}/ldap\"}} "))
+                })
+                .and_then(|v| v.trim().parse::<i64>().ok())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(next(&agents[0]), None, "a manual schedule plans nothing");
+
+    // Switch to a daily schedule in Berlin without jitter: the planned time follows at once.
+    schedules
+        .patch("when", &PatchParams::default(), &Patch::Merge(json!({"spec": {"manual": null, "daily": {"at": "02:00"}, "timeZone": "Europe/Berlin", "jitter": "0s"}})))
+        .await
+        .expect("change schedule");
+    let planned = eventually(support::cluster::WAIT, "a planned sync", || async { next(&agents[0]) }).await;
+    let expected = {
+        let schedule = ldapsync::domain::schedule::parse_schedule(
+            &serde_json::from_value(json!({"daily": {"at": "02:00"}, "timeZone": "Europe/Berlin", "jitter": "0s"}))
+                .expect("spec"),
+        )
+        .expect("valid");
+        let last = jiff::Timestamp::now();
+        schedule.next_after(last).expect("daily fires").as_second()
+    };
+    assert!((planned - expected).abs() <= 60, "planned {planned}, expected about {expected}");
+    let at = jiff::Timestamp::from_second(planned)
+        .expect("time")
+        .to_zoned(jiff::tz::TimeZone::get("Europe/Berlin").expect("tz"));
+    assert_eq!((at.hour(), at.minute()), (2, 0), "{at}");
+}
+
+#[tokio::test]
+async fn a_sync_that_would_delete_too_much_is_held_until_approved() {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = namespace(&client, "agent-held").await;
+    let pods = ["pod-a", "pod-b"];
+    let (agents, _stores) = gateway(&ns, &pods, &env("LDAPSYNC_TEST_DNS")).await;
+    let _controller = LdapsyncProcess::start(&ns, "agent-held", &[]);
+    let api: Api<LdapConnection> = Api::namespaced(client.clone(), &ns);
+    let spec = json!({
+        "domain": "example.test",
+        "searchBase": env("LDAPSYNC_TEST_SLAPD_BASE"),
+        "directoryType": "Generic",
+        "servers": {"static": ["127.0.0.2:389"]},
+        "tls": {"mode": "StartTLS", "ca": {"secretRef": {"name": "test-ca"}}},
+        "auth": {"simple": {"bindDN": env("LDAPSYNC_TEST_SLAPD_BIND_DN"), "passwordSecretRef": {"name": "slapd-password"}}},
+        "cache": {"store": "ConfigMap"}
+    });
+    create(&api, "guarded", spec).await;
+    let first = wait_rows(&api, "guarded", &pods, "Synced", |r| r.phase == Some(NodePhase::Synced)).await;
+    let users = first[0].counts.as_ref().expect("counts").users;
+
+    // A filter that drops most users: the guard holds the sync, the old cache keeps serving.
+    api.patch(
+        "guarded",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"filters": {"users": "(uid=u00000*)"}}})),
+    )
+    .await
+    .expect("narrow the filter");
+    let held = wait_rows(&api, "guarded", &pods, "Held", |r| r.phase == Some(NodePhase::Held)).await;
+    let hold = held[0].held.clone().expect("held details");
+    assert_eq!(
+        hold.previous_objects as usize,
+        first[0].counts.as_ref().map_or(0, |c| (c.users + c.groups + c.contacts) as usize)
+    );
+    assert!(hold.deleted_objects > 0 && hold.new_objects < hold.previous_objects, "{hold:?}");
+    assert_eq!(held[0].counts.as_ref().map(|c| c.users), Some(users), "the held row still describes the old cache");
+    let message = wait_condition(&api, "guarded", "Stalled", "True", "DeletionHeld").await;
+    assert!(message.contains(&hold.snapshot_hash), "{message}");
+    for agent in &agents {
+        assert!(
+            address_of(agent, "u000019@example.test").is_some(),
+            "{}: the old cache must keep serving",
+            agent.identity
+        );
+    }
+
+    // The approval names the held snapshot: that sync goes through, once.
+    annotate(&api, "guarded", "ldapsync.io/approve-deletions", &hold.snapshot_hash).await;
+    let approved =
+        wait_rows(&api, "guarded", &pods, "Synced after approval", |r| r.phase == Some(NodePhase::Synced)).await;
+    for row in &approved {
+        assert!(row.counts.as_ref().is_some_and(|c| c.users < users), "{row:?}");
+    }
+    wait_condition(&api, "guarded", "Ready", "True", "Synced").await;
+    for agent in &agents {
+        assert!(
+            address_of(agent, "u000019@example.test").is_none(),
+            "{}: the approved snapshot serves",
+            agent.identity
+        );
+        assert!(address_of(agent, "u000001@example.test").is_some(), "{}", agent.identity);
+    }
+}
