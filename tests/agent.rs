@@ -326,3 +326,55 @@ async fn a_sync_that_would_delete_too_much_is_held_until_approved() {
         assert!(address_of(agent, "u000001@example.test").is_some(), "{}", agent.identity);
     }
 }
+
+#[tokio::test]
+async fn a_restarted_agent_serves_its_cache_at_once_and_keeps_its_schedule() {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = namespace(&client, "agent-restart").await;
+    let pods = ["pod-a"];
+    let (mut agents, stores) = gateway(&ns, &pods, &env("LDAPSYNC_TEST_DNS")).await;
+    let _controller = LdapsyncProcess::start(&ns, "agent-restart", &[]);
+    let api: Api<LdapConnection> = Api::namespaced(client.clone(), &ns);
+    create(
+        &api,
+        "ldap",
+        json!({
+            "domain": "example.test",
+            "searchBase": env("LDAPSYNC_TEST_SLAPD_BASE"),
+            "directoryType": "Generic",
+            "servers": {"static": ["127.0.0.2:389"]},
+            "tls": {"mode": "StartTLS", "ca": {"secretRef": {"name": "test-ca"}}},
+            "auth": {"simple": {"bindDN": env("LDAPSYNC_TEST_SLAPD_BIND_DN"), "passwordSecretRef": {"name": "slapd-password"}}}
+        }),
+    )
+    .await;
+    let first = wait_rows(&api, "ldap", &pods, "Synced", |r| r.phase == Some(NodePhase::Synced)).await;
+    let attempted = first[0].last_attempt_time.clone();
+
+    // SIGKILL, then start again on the same store: lookups are answered before any sync.
+    agents[0].kill();
+    let restarted = LdapsyncProcess::agent(&ns, "pod-a", &stores.path().join("pod-a"), &env("LDAPSYNC_TEST_DNS"));
+    agents[0] = restarted;
+    let agent = &agents[0];
+    eventually(Duration::from_secs(10), "the restarted agent to answer from its cache", || async {
+        address_of(agent, "u000001@example.test")
+    })
+    .await;
+    // The next sync is 30 minutes after the cached one (plus this pod's jitter), not now.
+    let planned = eventually(support::cluster::WAIT, "a planned sync", || async {
+        agent.get("/metrics").and_then(|m| {
+            m.lines()
+                .find_map(|l| {
+                    l.strip_prefix(&format!("ldapsync_agent_next_sync_timestamp_seconds{{connection=\"{ns}/ldap\"}} "))
+                })
+                .and_then(|v| v.trim().parse::<i64>().ok())
+        })
+    })
+    .await;
+    let last = attempted.as_ref().map_or(0, |t| t.0.as_second());
+    assert!((last + 1790..=last + 1800 + 61).contains(&planned), "planned {planned}, last sync {last}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let row = rows(&api, "ldap").await.into_iter().find(|r| r.pod == "pod-a").expect("row");
+    assert_eq!(row.last_attempt_time, attempted, "a restart must not resync a current cache");
+}
