@@ -1,0 +1,89 @@
+{{/* Chart name, release-scoped names and labels. */}}
+{{- define "ldapsync.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "ldapsync.labels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+
+{{- define "ldapsync.controllerSelector" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: controller
+{{- end -}}
+
+{{- define "ldapsync.image" -}}
+{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
+{{- end -}}
+
+{{- define "ldapsync.controllerServiceAccount" -}}
+{{ include "ldapsync.fullname" . }}-controller
+{{- end -}}
+
+{{- define "ldapsync.agentNamespaces" -}}
+{{- if .Values.agent.namespaces -}}
+{{- join "," .Values.agent.namespaces -}}
+{{- else -}}
+{{- .Release.Namespace -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The agent sidecar for a gateway pod. Use it in your gateway's pod template:
+
+  spec:
+    serviceAccountName: ldapsync-agent
+    containers:
+      - name: gateway
+        ...
+      {{- include "ldapsync.agentContainer" . | nindent 6 }}
+    volumes:
+      - name: ldapsync-cache
+        emptyDir: {}          # or a volumeClaimTemplate, to keep the cache across pod restarts
+
+and label the pod `ldapsync.io/gateway: "true"` (the controller's gatewaySelector). The gateway
+reads lookups from http://{{ .Values.agent.listen }} (localhost only).
+*/}}
+{{- define "ldapsync.agentContainer" -}}
+- name: ldapsync-agent
+  image: {{ include "ldapsync.image" . }}
+  imagePullPolicy: {{ .Values.image.pullPolicy }}
+  args:
+    - agent
+    - --store={{ .Values.agent.storePath }}
+    - --listen={{ .Values.agent.listen }}
+    - --max-concurrent-syncs={{ .Values.agent.maxConcurrentSyncs }}
+  env:
+    - name: POD_NAME
+      valueFrom: {fieldRef: {fieldPath: metadata.name}}
+    - name: POD_NAMESPACE
+      valueFrom: {fieldRef: {fieldPath: metadata.namespace}}
+    - name: LDAPSYNC_LOG
+      value: {{ .Values.agent.logLevel | quote }}
+  readinessProbe:
+    httpGet: {host: 127.0.0.1, path: /readyz, port: {{ .Values.agent.listen | splitList ":" | last }}}
+    periodSeconds: 5
+  livenessProbe:
+    httpGet: {host: 127.0.0.1, path: /healthz, port: {{ .Values.agent.listen | splitList ":" | last }}}
+    periodSeconds: 20
+  resources:
+    {{- toYaml .Values.agent.resources | nindent 4 }}
+  securityContext:
+    runAsNonRoot: true
+    runAsUser: 65532
+    allowPrivilegeEscalation: false
+    readOnlyRootFilesystem: true
+    capabilities: {drop: [ALL]}
+  volumeMounts:
+    - name: ldapsync-cache
+      mountPath: {{ .Values.agent.storePath }}
+{{- end -}}
