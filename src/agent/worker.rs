@@ -511,7 +511,7 @@ async fn fetch_secrets(ctx: &AgentContext, spec: &LdapConnectionSpec) -> Result<
         async move {
             let key = r.key.clone().unwrap_or_else(|| default_key.to_owned());
             let found = secrets.get_opt(&r.name).await.map_err(|e| Failure {
-                reason: "SecretNotFound",
+                reason: "KubernetesApiUnavailable",
                 message: format!("{field}: cannot read Secret {:?}: {e}", r.name),
             })?;
             let data = found.and_then(|s| s.data).and_then(|mut d| d.remove(&key)).ok_or_else(|| Failure {
@@ -542,7 +542,7 @@ async fn fetch_secrets(ctx: &AgentContext, spec: &LdapConnectionSpec) -> Result<
             let maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
             let key = r.key.clone().unwrap_or_else(|| "ca.crt".to_owned());
             let found = maps.get_opt(&r.name).await.map_err(|e| Failure {
-                reason: "ConfigMapNotFound",
+                reason: "KubernetesApiUnavailable",
                 message: format!("spec.tls.ca.configMapRef: cannot read ConfigMap {:?}: {e}", r.name),
             })?;
             let pem = found
