@@ -510,10 +510,7 @@ async fn fetch_secrets(ctx: &AgentContext, spec: &LdapConnectionSpec) -> Result<
         let secrets = secrets.clone();
         async move {
             let key = r.key.clone().unwrap_or_else(|| default_key.to_owned());
-            let found = secrets.get_opt(&r.name).await.map_err(|e| Failure {
-                reason: "KubernetesApiUnavailable",
-                message: format!("{field}: cannot read Secret {:?}: {e}", r.name),
-            })?;
+            let found = secrets.get_opt(&r.name).await.map_err(|e| read_failure(field, "Secret", &r.name, &e))?;
             let data = found.and_then(|s| s.data).and_then(|mut d| d.remove(&key)).ok_or_else(|| Failure {
                 reason: "SecretNotFound",
                 message: format!("{field}: Secret {:?} has no key {key:?}", r.name),
@@ -541,10 +538,10 @@ async fn fetch_secrets(ctx: &AgentContext, spec: &LdapConnectionSpec) -> Result<
         } else if let Some(r) = &ca.config_map_ref {
             let maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
             let key = r.key.clone().unwrap_or_else(|| "ca.crt".to_owned());
-            let found = maps.get_opt(&r.name).await.map_err(|e| Failure {
-                reason: "KubernetesApiUnavailable",
-                message: format!("spec.tls.ca.configMapRef: cannot read ConfigMap {:?}: {e}", r.name),
-            })?;
+            let found = maps
+                .get_opt(&r.name)
+                .await
+                .map_err(|e| read_failure("spec.tls.ca.configMapRef", "ConfigMap", &r.name, &e))?;
             let pem = found
                 .and_then(|m| {
                     m.data
@@ -560,6 +557,22 @@ async fn fetch_secrets(ctx: &AgentContext, spec: &LdapConnectionSpec) -> Result<
         }
     }
     Ok(out)
+}
+
+/// A referenced object that could not be read: refused by RBAC, or the API is not answering.
+fn read_failure(field: &str, kind: &str, name: &str, e: &kube::Error) -> Failure {
+    match e {
+        kube::Error::Api(s) if s.code == 403 => Failure {
+            reason: "ForbiddenByRbac",
+            message: format!(
+                "{field}: the agent may not read {kind} {name:?}; add it to the chart's agent.secretNames"
+            ),
+        },
+        _ => Failure {
+            reason: "KubernetesApiUnavailable",
+            message: format!("{field}: cannot read {kind} {name:?}: {e}"),
+        },
+    }
 }
 
 /// Writes this pod's row by server-side apply with the pod's own field manager.
