@@ -40,7 +40,7 @@ inside() {
   local bin="$here/target/release/ldapsync"
   log "installing the Helm chart (CRDs, RBAC, controller Deployment) into namespace $NS"
   $helm upgrade --install ldapsync "$here/charts/ldapsync" --namespace "$NS" --create-namespace \
-    --set 'agent.secretNames={ldap-sync-password,corp-ca,ldapsync-keytab}' >/dev/null
+    --set 'agent.secretNames={openldap-password,corp-ca,ldapsync-keytab}' >/dev/null
   # No kubelet runs here: the controller and the agents run as local processes instead of pods,
   # and two Pod objects stand for the gateway pods the agents belong to.
   for pod in gateway-0 gateway-1; do
@@ -54,7 +54,7 @@ spec:
   containers: [{name: gateway, image: demo-gateway:stand-in}]
 EOF
   done
-  $kubectl -n "$NS" create secret generic ldap-sync-password --from-literal=password="$LDAPSYNC_TEST_AD_PASSWORD" \
+  $kubectl -n "$NS" create secret generic openldap-password --from-literal=password="$LDAPSYNC_TEST_SLAPD_PASSWORD" \
     --dry-run=client -o yaml | $kubectl apply -f - >/dev/null
   $kubectl -n "$NS" create secret generic corp-ca --from-file=ca.crt="$LDAPSYNC_TEST_CA_FILE" \
     --dry-run=client -o yaml | $kubectl apply -f - >/dev/null
@@ -75,7 +75,7 @@ EOF
     port=$((port + 1))
   done
 
-  log "applying the schedules and two connections of the demo directory ($LDAPSYNC_TEST_AD_DOMAIN)"
+  log "applying two schedules and two connections: Samba AD ($LDAPSYNC_TEST_AD_DOMAIN) and OpenLDAP"
   $kubectl -n "$NS" apply -f - >/dev/null <<EOF
 apiVersion: ldapsync.io/v1alpha1
 kind: LdapSyncSchedule
@@ -87,7 +87,8 @@ kind: LdapSyncSchedule
 metadata: {name: nightly}
 spec: {daily: {at: "02:30"}, timeZone: Europe/Berlin, jitter: 10m}
 ---
-# The whole domain: domain controllers from DNS SRV records, simple bind over StartTLS.
+# Active Directory (Samba AD DC): the whole domain, DCs from DNS SRV records, Kerberos from a
+# keytab with GSSAPI's own encryption layer.
 apiVersion: ldapsync.io/v1alpha1
 kind: LdapConnection
 metadata: {name: corp}
@@ -95,21 +96,23 @@ spec:
   domain: $LDAPSYNC_TEST_AD_DOMAIN
   searchBase: $LDAPSYNC_TEST_AD_BASE
   servers: {srv: {}}
-  tls: {mode: StartTLS, ca: {secretRef: {name: corp-ca}}}
-  auth: {simple: {bindDN: $LDAPSYNC_TEST_AD_BIND_DN, passwordSecretRef: {name: ldap-sync-password}}}
+  tls: {mode: None}
+  auth: {kerberos: {keytabSecretRef: {name: ldapsync-keytab}}}
   contacts: {enabled: true}
   scheduleRef: {name: every-15-minutes}
 ---
-# Only the Staff OU, with Kerberos from a keytab (GSSAPI with its own encryption layer).
+# OpenLDAP: a generic directory, simple bind over StartTLS, verified with the CA.
 apiVersion: ldapsync.io/v1alpha1
 kind: LdapConnection
-metadata: {name: corp-staff-kerberos}
+metadata: {name: openldap}
 spec:
-  domain: $LDAPSYNC_TEST_AD_DOMAIN
-  searchBase: OU=Staff,$LDAPSYNC_TEST_AD_BASE
-  servers: {srv: {}}
-  tls: {mode: None}
-  auth: {kerberos: {keytabSecretRef: {name: ldapsync-keytab}}}
+  domain: example.test
+  searchBase: $LDAPSYNC_TEST_SLAPD_BASE
+  directoryType: Generic
+  servers: {static: ["127.0.0.2:389"]}
+  tls: {mode: StartTLS, ca: {secretRef: {name: corp-ca}}}
+  auth: {simple: {bindDN: "$LDAPSYNC_TEST_SLAPD_BIND_DN", passwordSecretRef: {name: openldap-password}}}
+  emailAttributes: [mail]
   scheduleRef: {name: nightly}
 EOF
   log "waiting until both connections are Ready"
@@ -126,8 +129,8 @@ EOF
   $kubectl -n "$NS" get ldapconnection corp -o jsonpath='{.status.nodes[0]}' | python3 -m json.tool
   echo
   echo "\$ kubectl get ldapconnection corp -n $NS -o jsonpath='{.status.conditions}'"
-  $kubectl -n "$NS" get ldapconnection corp -o jsonpath='{.status.conditions}' | python3 -c \
-    'import json,sys; [print(f"  {c[\"type\"]:<18} {c[\"status\"]:<6} {c[\"reason\"]:<20} {c[\"message\"][:90]}") for c in json.load(sys.stdin)]'
+  $kubectl -n "$NS" get ldapconnection corp \
+    -o jsonpath='{range .status.conditions[*]}{.type}{"\t"}{.status}{"\t"}{.reason}{"\t"}{.message}{"\n"}{end}'
   echo
   echo "\$ curl -s 127.0.0.1:8390/v1/addresses/alice@$LDAPSYNC_TEST_AD_DOMAIN   # gateway-0's lookup API"
   curl -s "127.0.0.1:8390/v1/addresses/alice@$LDAPSYNC_TEST_AD_DOMAIN" | python3 -m json.tool

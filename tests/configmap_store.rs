@@ -51,12 +51,9 @@ fn snapshot(connection: &ConnectionRef, n: u32, seed: u64) -> Snapshot {
     }
 }
 
-#[tokio::test]
-async fn chunked_snapshots_replace_cleanly_and_are_collected_with_their_connection() {
-    let client = client().await;
-    install_crds(&client).await;
-    let ns = namespace(&client, "store-configmap").await;
-    let conns: Api<LdapConnection> = Api::namespaced(client.clone(), &ns);
+/// Creates the LdapConnection `corp` that owns the test's ConfigMaps.
+async fn owner(client: &kube::Client, ns: &str) -> ConnectionRef {
+    let conns: Api<LdapConnection> = Api::namespaced(client.clone(), ns);
     let conn: LdapConnection = serde_json::from_value(serde_json::json!({
         "apiVersion": "ldapsync.io/v1alpha1", "kind": "LdapConnection",
         "metadata": {"name": "corp"},
@@ -65,8 +62,15 @@ async fn chunked_snapshots_replace_cleanly_and_are_collected_with_their_connecti
     }))
     .expect("connection");
     let created = conns.create(&PostParams::default(), &conn).await.expect("create connection");
-    let connection =
-        ConnectionRef { namespace: ns.clone(), name: "corp".into(), uid: created.metadata.uid.clone().expect("uid") };
+    ConnectionRef { namespace: ns.to_owned(), name: "corp".into(), uid: created.metadata.uid.clone().expect("uid") }
+}
+
+#[tokio::test]
+async fn chunked_snapshots_replace_cleanly_and_are_collected_with_their_connection() {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = namespace(&client, "store-configmap").await;
+    let connection = owner(&client, &ns).await;
     let store = ConfigMapStore::new(client.clone(), &ns, "gateway-0");
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
     let selector = format!("{LABEL_CONNECTION_UID}={}", connection.uid);
@@ -106,7 +110,10 @@ async fn chunked_snapshots_replace_cleanly_and_are_collected_with_their_connecti
 
     // Deleting the connection lets the garbage collector remove every chunk and the manifest. The
     // collector learns about a new CRD at its next discovery refresh (every 30 s), hence the wait.
-    conns.delete("corp", &DeleteParams::default()).await.expect("delete connection");
+    Api::<LdapConnection>::namespaced(client.clone(), &ns)
+        .delete("corp", &DeleteParams::default())
+        .await
+        .expect("delete connection");
     for _ in 0..450 {
         let left = cms.list_metadata(&ListParams::default().labels(&selector)).await.expect("list").items.len();
         if left == 0 {
@@ -122,7 +129,8 @@ async fn purge_removes_one_pods_snapshot_only() {
     let client = client().await;
     install_crds(&client).await;
     let ns = namespace(&client, "store-purge").await;
-    let connection = ConnectionRef { namespace: ns.clone(), name: "corp".into(), uid: "uid-purge".into() };
+    // A real owner: chunks owned by a missing object would be garbage-collected under the test.
+    let connection = owner(&client, &ns).await;
     let a = ConfigMapStore::new(client.clone(), &ns, "gateway-0");
     let b = ConfigMapStore::new(client.clone(), &ns, "gateway-1");
     let encoded = codec::encode(&snapshot(&connection, 100, 3)).expect("encode");
