@@ -206,21 +206,20 @@ fn main() -> ExitCode {
     }
 }
 
-/// Serves lookups on a multi-threaded runtime until SIGTERM or Ctrl-C.
-fn serve(store: PathBuf, listen: std::net::SocketAddr, threads: u16) -> ExitCode {
-    let runtime =
-        match tokio::runtime::Builder::new_multi_thread().worker_threads(usize::from(threads)).enable_all().build() {
-            Ok(rt) => rt,
-            Err(e) => {
-                eprintln!("error: cannot start the runtime: {e}");
-                return ExitCode::from(2);
-            }
-        };
-    let result = runtime.block_on(async move {
-        let listener = ldapsync::agent::serve::bind(listen).await?;
-        ldapsync::agent::serve::serve_store(store, listener, ldapsync::cli::unix_now, shutdown_signal()).await
-    });
-    match result {
+/// Runs a long-lived command on a multi-threaded runtime: exit 0 when it stops cleanly (SIGTERM),
+/// 1 with its error, 2 when the runtime cannot start.
+fn serve_until_stopped<E: std::fmt::Display>(
+    threads: usize,
+    work: impl std::future::Future<Output = Result<(), E>>,
+) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(work) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
@@ -229,18 +228,21 @@ fn serve(store: PathBuf, listen: std::net::SocketAddr, threads: u16) -> ExitCode
     }
 }
 
+async fn kube_client() -> Result<kube::Client, String> {
+    kube::Client::try_default().await.map_err(|e| format!("cannot configure the Kubernetes client: {e}"))
+}
+
+/// Serves lookups until SIGTERM or Ctrl-C.
+fn serve(store: PathBuf, listen: std::net::SocketAddr, threads: u16) -> ExitCode {
+    serve_until_stopped(usize::from(threads), async move {
+        let listener = ldapsync::agent::serve::bind(listen).await?;
+        ldapsync::agent::serve::serve_store(store, listener, ldapsync::cli::unix_now, shutdown_signal()).await
+    })
+}
+
 /// Runs the agent until SIGTERM.
 fn agent(args: AgentArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let result = runtime.block_on(async move {
-        let client =
-            kube::Client::try_default().await.map_err(|e| format!("cannot configure the Kubernetes client: {e}"))?;
+    serve_until_stopped(2, async move {
         let config = ldapsync::agent::daemon::AgentConfig {
             namespace: args.namespace,
             pod: args.pod,
@@ -249,29 +251,13 @@ fn agent(args: AgentArgs) -> ExitCode {
             max_concurrent_syncs: usize::from(args.max_concurrent_syncs),
             dns_server: args.dns_server,
         };
-        ldapsync::agent::daemon::run(client, config, shutdown_signal()).await.map_err(|e| e.to_string())
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+        ldapsync::agent::daemon::run(kube_client().await?, config, shutdown_signal()).await.map_err(|e| e.to_string())
+    })
 }
 
 /// Runs the controller until SIGTERM; exit 1 when it stops on an error (e.g. a lost Lease).
 fn controller(args: ControllerArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let result = runtime.block_on(async move {
-        let client =
-            kube::Client::try_default().await.map_err(|e| format!("cannot configure the Kubernetes client: {e}"))?;
+    serve_until_stopped(2, async move {
         let identity = args.identity.unwrap_or_else(|| {
             let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
             format!("{}-{}", host.trim(), std::process::id())
@@ -288,15 +274,8 @@ fn controller(args: ControllerArgs) -> ExitCode {
             cleanup_timeout: args.cleanup_timeout,
             listen: args.listen,
         };
-        ldapsync::controller::run(client, config, shutdown_signal()).await.map_err(|e| e.to_string())
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+        ldapsync::controller::run(kube_client().await?, config, shutdown_signal()).await.map_err(|e| e.to_string())
+    })
 }
 
 async fn shutdown_signal() {

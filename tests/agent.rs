@@ -110,6 +110,12 @@ fn ad_connection(server: &str) -> Value {
     })
 }
 
+/// The agent's planned next sync of `namespace/name` (Unix seconds), from its metrics.
+fn next_sync(agent: &LdapsyncProcess, namespace: &str, name: &str) -> Option<i64> {
+    let series = format!("ldapsync_agent_next_sync_timestamp_seconds{{connection=\"{namespace}/{name}\"}} ");
+    agent.get("/metrics")?.lines().find_map(|l| l.strip_prefix(&series)).and_then(|v| v.trim().parse().ok())
+}
+
 fn address_of(agent: &LdapsyncProcess, address: &str) -> Option<Value> {
     agent.get(&format!("/v1/addresses/{address}")).and_then(|b| serde_json::from_str(&b).ok())
 }
@@ -227,24 +233,16 @@ async fn schedules_decide_the_next_sync_and_a_change_takes_effect() {
     // Manual: the first sync happens once accepted, then nothing is planned.
     let first = wait_rows(&api, "ldap", &pods, "Synced", |r| r.phase == Some(NodePhase::Synced)).await;
     assert!(first[0].server.as_deref().is_some_and(|s| s.starts_with("ldap1.example.test")), "{:?}", first[0].server);
-    let next = |agent: &LdapsyncProcess| {
-        agent.get("/metrics").and_then(|m| {
-            m.lines()
-                .find_map(|l| {
-                    l.strip_prefix(&format!("ldapsync_agent_next_sync_timestamp_seconds{{connection=\"{ns}/ldap\"}} "))
-                })
-                .and_then(|v| v.trim().parse::<i64>().ok())
-        })
-    };
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(next(&agents[0]), None, "a manual schedule plans nothing");
+    assert_eq!(next_sync(&agents[0], &ns, "ldap"), None, "a manual schedule plans nothing");
 
     // Switch to a daily schedule in Berlin without jitter: the planned time follows at once.
     schedules
         .patch("when", &PatchParams::default(), &Patch::Merge(json!({"spec": {"manual": null, "daily": {"at": "02:00"}, "timeZone": "Europe/Berlin", "jitter": "0s"}})))
         .await
         .expect("change schedule");
-    let planned = eventually(support::cluster::WAIT, "a planned sync", || async { next(&agents[0]) }).await;
+    let planned =
+        eventually(support::cluster::WAIT, "a planned sync", || async { next_sync(&agents[0], &ns, "ldap") }).await;
     let expected = {
         let schedule = ldapsync::domain::schedule::parse_schedule(
             &serde_json::from_value(json!({"daily": {"at": "02:00"}, "timeZone": "Europe/Berlin", "jitter": "0s"}))
@@ -362,16 +360,8 @@ async fn a_restarted_agent_serves_its_cache_at_once_and_keeps_its_schedule() {
     })
     .await;
     // The next sync is 30 minutes after the cached one (plus this pod's jitter), not now.
-    let planned = eventually(support::cluster::WAIT, "a planned sync", || async {
-        agent.get("/metrics").and_then(|m| {
-            m.lines()
-                .find_map(|l| {
-                    l.strip_prefix(&format!("ldapsync_agent_next_sync_timestamp_seconds{{connection=\"{ns}/ldap\"}} "))
-                })
-                .and_then(|v| v.trim().parse::<i64>().ok())
-        })
-    })
-    .await;
+    let planned =
+        eventually(support::cluster::WAIT, "a planned sync", || async { next_sync(agent, &ns, "ldap") }).await;
     let last = attempted.as_ref().map_or(0, |t| t.0.as_second());
     assert!((last + 1790..=last + 1800 + 61).contains(&planned), "planned {planned}, last sync {last}");
     tokio::time::sleep(Duration::from_secs(2)).await;
