@@ -116,6 +116,21 @@ fn next_sync(agent: &LdapsyncProcess, namespace: &str, name: &str) -> Option<i64
     agent.get("/metrics")?.lines().find_map(|l| l.strip_prefix(&series)).and_then(|v| v.trim().parse().ok())
 }
 
+/// OpenLDAP (slapd-1 and its replica) as a generic directory; `extra` adds or replaces fields.
+fn slapd_connection(extra: Value) -> Value {
+    let mut spec = json!({
+        "domain": "example.test",
+        "searchBase": env("LDAPSYNC_TEST_SLAPD_BASE"),
+        "directoryType": "Generic",
+        "tls": {"mode": "StartTLS", "ca": {"secretRef": {"name": "test-ca"}}},
+        "auth": {"simple": {"bindDN": env("LDAPSYNC_TEST_SLAPD_BIND_DN"), "passwordSecretRef": {"name": "slapd-password"}}}
+    });
+    if let (Some(spec), Value::Object(extra)) = (spec.as_object_mut(), extra) {
+        spec.extend(extra);
+    }
+    spec
+}
+
 fn address_of(agent: &LdapsyncProcess, address: &str) -> Option<Value> {
     agent.get(&format!("/v1/addresses/{address}")).and_then(|b| serde_json::from_str(&b).ok())
 }
@@ -217,19 +232,7 @@ async fn schedules_decide_the_next_sync_and_a_change_takes_effect() {
     schedules.create(&PostParams::default(), &schedule(json!({"manual": {}}))).await.expect("create schedule");
     let api: Api<LdapConnection> = Api::namespaced(client.clone(), &ns);
     // Generic LDAP found through dnsmasq's SRV records.
-    create(
-        &api,
-        "ldap",
-        json!({
-            "domain": "example.test",
-            "searchBase": env("LDAPSYNC_TEST_SLAPD_BASE"),
-            "directoryType": "Generic",
-            "tls": {"mode": "StartTLS", "ca": {"secretRef": {"name": "test-ca"}}},
-            "auth": {"simple": {"bindDN": env("LDAPSYNC_TEST_SLAPD_BIND_DN"), "passwordSecretRef": {"name": "slapd-password"}}},
-            "scheduleRef": {"name": "when"}
-        }),
-    )
-    .await;
+    create(&api, "ldap", slapd_connection(json!({"scheduleRef": {"name": "when"}}))).await;
     // Manual: the first sync happens once accepted, then nothing is planned.
     let first = wait_rows(&api, "ldap", &pods, "Synced", |r| r.phase == Some(NodePhase::Synced)).await;
     assert!(first[0].server.as_deref().is_some_and(|s| s.starts_with("ldap1.example.test")), "{:?}", first[0].server);
@@ -268,15 +271,7 @@ async fn a_sync_that_would_delete_too_much_is_held_until_approved() {
     let (agents, _stores) = gateway(&ns, &pods, &env("LDAPSYNC_TEST_DNS")).await;
     let _controller = LdapsyncProcess::start(&ns, "agent-held", &[]);
     let api: Api<LdapConnection> = Api::namespaced(client.clone(), &ns);
-    let spec = json!({
-        "domain": "example.test",
-        "searchBase": env("LDAPSYNC_TEST_SLAPD_BASE"),
-        "directoryType": "Generic",
-        "servers": {"static": ["127.0.0.2:389"]},
-        "tls": {"mode": "StartTLS", "ca": {"secretRef": {"name": "test-ca"}}},
-        "auth": {"simple": {"bindDN": env("LDAPSYNC_TEST_SLAPD_BIND_DN"), "passwordSecretRef": {"name": "slapd-password"}}},
-        "cache": {"store": "ConfigMap"}
-    });
+    let spec = slapd_connection(json!({"servers": {"static": ["127.0.0.2:389"]}, "cache": {"store": "ConfigMap"}}));
     create(&api, "guarded", spec).await;
     let first = wait_rows(&api, "guarded", &pods, "Synced", |r| r.phase == Some(NodePhase::Synced)).await;
     let users = first[0].counts.as_ref().expect("counts").users;
@@ -334,19 +329,7 @@ async fn a_restarted_agent_serves_its_cache_at_once_and_keeps_its_schedule() {
     let (mut agents, stores) = gateway(&ns, &pods, &env("LDAPSYNC_TEST_DNS")).await;
     let _controller = LdapsyncProcess::start(&ns, "agent-restart", &[]);
     let api: Api<LdapConnection> = Api::namespaced(client.clone(), &ns);
-    create(
-        &api,
-        "ldap",
-        json!({
-            "domain": "example.test",
-            "searchBase": env("LDAPSYNC_TEST_SLAPD_BASE"),
-            "directoryType": "Generic",
-            "servers": {"static": ["127.0.0.2:389"]},
-            "tls": {"mode": "StartTLS", "ca": {"secretRef": {"name": "test-ca"}}},
-            "auth": {"simple": {"bindDN": env("LDAPSYNC_TEST_SLAPD_BIND_DN"), "passwordSecretRef": {"name": "slapd-password"}}}
-        }),
-    )
-    .await;
+    create(&api, "ldap", slapd_connection(json!({"servers": {"static": ["127.0.0.2:389"]}}))).await;
     let first = wait_rows(&api, "ldap", &pods, "Synced", |r| r.phase == Some(NodePhase::Synced)).await;
     let attempted = first[0].last_attempt_time.clone();
 
