@@ -154,7 +154,7 @@ case "${1:-run}" in
   *) echo "usage: scripts/demo.sh [up|down|kubectl ARGS|lookup ADDRESS]" >&2; exit 2 ;;
 esac
 
-mode=$1
+mode=${1:-run}
 [ "$mode" = up ] || mode=run
 if running; then log "an earlier demo is still running: stopping it"; stop_all; fi
 log "installing dependencies and building (the first run takes a while)"
