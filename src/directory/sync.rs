@@ -69,14 +69,12 @@ impl SyncError {
             Self::Spec(_) => "InvalidSpec",
             Self::Discover(_) => "DnsLookupFailed",
             Self::NoDomainControllerReachable { attempts } => {
-                // Every server failing TLS the same way is a TLS problem (a wrong CA), not an outage.
+                // Every server failing the same way (a wrong CA, a busy or unwilling directory) names
+                // that cause; servers that could not be reached at all are an outage.
                 let first = attempts.first().map(|a| a.reason);
                 match first {
-                    Some(r @ ("TlsHandshakeFailed" | "AuthenticationFailed"))
-                        if attempts.iter().all(|a| a.reason == r) =>
-                    {
-                        r
-                    }
+                    Some("ConnectionFailed" | "Timeout" | "DnsLookupFailed") | None => "NoDomainControllerReachable",
+                    Some(r) if attempts.iter().all(|a| a.reason == r) => r,
                     _ => "NoDomainControllerReachable",
                 }
             }
