@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Fuzzes the parsers of outside input with proptest (cargo-fuzz needs a nightly toolchain, which
+# these machines do not have): DNs, cron and schedules, proxyAddresses, keytabs
+# (tests/fuzz_properties.rs, corpus in tests/corpus/) and the snapshot decoder
+# (tests/codec_properties.rs). Every target generates inputs for LDAPSYNC_FUZZ_SECONDS (default
+# 600) and prints how many cases it ran. A failure prints the minimal failing input: add it to the
+# corpus and fix the parser with a regression test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export LDAPSYNC_FUZZ_SECONDS=${LDAPSYNC_FUZZ_SECONDS:-600}
+started=$(date +%s)
+# Release build for throughput; cargo test (not nextest) so that no per-test timeout applies.
+cargo test --release --locked --test fuzz_properties -- --nocapture --test-threads 4 2>&1 | grep -E 'cases in|test result|panicked|minimal|FAILED' || true
+PROPTEST_CASES=${PROPTEST_CASES:-100000} cargo test --release --locked --test codec_properties -- --nocapture 2>&1 \
+  | grep -E 'test result|panicked|minimal|FAILED'
+echo "fuzzing took $(( $(date +%s) - started )) s"
