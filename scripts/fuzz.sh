@@ -9,8 +9,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export LDAPSYNC_FUZZ_SECONDS=${LDAPSYNC_FUZZ_SECONDS:-600}
 started=$(date +%s)
+log=$(mktemp)
+status=0
 # Release build for throughput; cargo test (not nextest) so that no per-test timeout applies.
-cargo test --release --locked --test fuzz_properties -- --nocapture --test-threads 4 2>&1 | grep -E 'cases in|test result|panicked|minimal|FAILED' || true
-PROPTEST_CASES=${PROPTEST_CASES:-100000} cargo test --release --locked --test codec_properties -- --nocapture 2>&1 \
-  | grep -E 'test result|panicked|minimal|FAILED'
-echo "fuzzing took $(( $(date +%s) - started )) s"
+cargo test --release --locked --test fuzz_properties -- --nocapture --test-threads 4 >"$log" 2>&1 || status=1
+PROPTEST_CASES=${PROPTEST_CASES:-100000} cargo test --release --locked --test codec_properties -- --nocapture \
+  >>"$log" 2>&1 || status=1
+grep -E 'cases in|test result|panicked|minimal|FAILED|error' "$log" || true
+echo "fuzzing took $(( $(date +%s) - started )) s; full output in $log"
+exit $status
