@@ -42,6 +42,21 @@ pub enum CodecError {
     Encode(String),
 }
 
+impl CodecError {
+    /// Stable reason for logs and metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::BadMagic => "NotASnapshot",
+            Self::UnknownVersion { .. } => "UnsupportedSnapshotVersion",
+            Self::UnknownFlags { .. } => "UnsupportedSnapshotFlags",
+            Self::Truncated { .. } => "SnapshotTruncated",
+            Self::BadChecksum => "SnapshotChecksumMismatch",
+            Self::Corrupt(_) => "SnapshotCorrupt",
+            Self::Encode(_) => "StoreFailed",
+        }
+    }
+}
+
 /// An encoded snapshot and its identity.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Encoded {
