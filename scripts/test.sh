@@ -10,5 +10,9 @@ bash scripts/k8s-build.sh >/dev/null
 command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
 # Build outside the namespace: cargo needs the registry; inside, it runs offline.
 cargo nextest run --locked --no-run
-exec unshare --net --fork -- bash scripts/test-env.sh run \
-  env CARGO_NET_OFFLINE=true cargo nextest run --locked "$@"
+# Without arguments: every test, then the fault-injection tests alone (they stop shared peers).
+if [ $# -gt 0 ]; then
+  exec unshare --net --fork -- bash scripts/test-env.sh run env CARGO_NET_OFFLINE=true cargo nextest run --locked "$@"
+fi
+exec unshare --net --fork -- bash scripts/test-env.sh run env CARGO_NET_OFFLINE=true bash -c \
+  "cargo nextest run --locked -E 'not binary(fault_injection)' && cargo nextest run --locked -E 'binary(fault_injection)' --test-threads 1"

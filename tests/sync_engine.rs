@@ -245,21 +245,15 @@ struct StoppedPeer(&'static str);
 
 impl StoppedPeer {
     fn stop(peer: &'static str) -> Self {
-        test_env(&["stop", peer]);
+        support::test_env(&["stop", peer]);
         Self(peer)
     }
 }
 
 impl Drop for StoppedPeer {
     fn drop(&mut self) {
-        test_env(&["start", self.0]);
+        support::test_env(&["start", self.0]);
     }
-}
-
-fn test_env(args: &[&str]) {
-    let script = format!("{}/test-env.sh", env("LDAPSYNC_TEST_SCRIPTS"));
-    let status = std::process::Command::new("bash").arg(&script).args(args).status().expect("run test-env.sh");
-    assert!(status.success(), "test-env.sh {args:?} failed");
 }
 
 #[tokio::test]

@@ -259,3 +259,10 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Runs `scripts/test-env.sh` with `args` (e.g. `stop kube`) in the tests' network namespace.
+pub fn test_env(args: &[&str]) {
+    let script = format!("{}/test-env.sh", env("LDAPSYNC_TEST_SCRIPTS"));
+    let status = std::process::Command::new("bash").arg(&script).args(args).status().expect("run test-env.sh");
+    assert!(status.success(), "test-env.sh {args:?} failed");
+}
