@@ -3,6 +3,9 @@
 # attributes from OpenLDAP over StartTLS, in the same run, on this machine. Sizes default to 10k and
 # 100k users (1k groups); set BENCH_SIZES="10000 100000 1000000" for more. Results: a Markdown table
 # on stdout. BENCH_KEEP_STORE=1 makes every run after the first a resync against the stored snapshot.
+# Then, in the same run, the test environment is started for the rest (BENCH_SKIP_ENV=1 skips it):
+# a Samba AD sync against ldapsearch reading the same objects and attributes, and the controller's
+# 1,000-connection steady state and write count (benches/controller.rs).
 # LOOKUP_SIZE (default 100000) is the size whose store the lookup benchmarks serve; another value
 # skips them. Runs as root; builds the release binary outside and measures inside a private netns.
 set -euo pipefail
@@ -11,6 +14,8 @@ if [ -z "${IN_BENCH_NETNS:-}" ]; then
   bash scripts/install-deps.sh
   cargo build --release --locked --bin ldapsync >&2
   cargo bench --locked --bench lookup --no-run >&2
+  cargo bench --locked --bench controller --no-run >&2
+  bash scripts/k8s-build.sh >/dev/null
   command -v wrk >/dev/null || apt-get -o DPkg::Lock::Timeout=600 install -y -qq wrk >/dev/null
   exec env IN_BENCH_NETNS=1 unshare --net --fork -- bash "$0" "$@"
 fi
@@ -87,6 +92,56 @@ LUA
   kill "$serve_pid"; wait "$serve_pid" 2>/dev/null || true
 }
 
+# The Samba AD DC of the test environment: ldapsync sync against ldapsearch reading the same
+# users, contacts and groups with the same attributes, over StartTLS.
+samba_bench() {
+  local S=$W/samba; mkdir -p "$S/secrets/pw" "$S/secrets/ca"
+  printf '%s' "$LDAPSYNC_TEST_AD_PASSWORD" > "$S/secrets/pw/password"
+  cp "$LDAPSYNC_TEST_CA_FILE" "$S/secrets/ca/ca.crt"
+  cat > "$S/conn.yaml" <<YAML
+apiVersion: ldapsync.io/v1alpha1
+kind: LdapConnection
+metadata: {name: samba, namespace: bench, uid: bench-samba}
+spec:
+  domain: $LDAPSYNC_TEST_AD_DOMAIN
+  searchBase: "$LDAPSYNC_TEST_AD_BASE"
+  servers: {static: ["$LDAPSYNC_TEST_AD_HOST:389"]}
+  tls: {mode: StartTLS, ca: {secretRef: {name: ca}}}
+  auth: {simple: {bindDN: "$LDAPSYNC_TEST_AD_BIND_DN", passwordSecretRef: {name: pw}}}
+  contacts: {enabled: true}
+  deletionSafety: {maxDeletedObjects: 0, maxDeletedPercent: 0}
+YAML
+  sq() {
+    LDAPTLS_CACERT=$LDAPSYNC_TEST_CA_FILE ldapsearch -ZZ -LLL -x -H "ldap://$LDAPSYNC_TEST_AD_ADDR" \
+      -D "$LDAPSYNC_TEST_AD_BIND_DN" -w "$LDAPSYNC_TEST_AD_PASSWORD" -E pr=1000/noprompt -b "$LDAPSYNC_TEST_AD_BASE" "$@"
+  }
+  samba_all() {
+    local attrs="objectGUID sAMAccountName displayName userPrincipalName userAccountControl mail proxyAddresses"
+    sq '(&(objectCategory=person)(objectClass=user))' $attrs
+    sq '(objectClass=contact)' $attrs
+    sq '(objectClass=group)' $attrs member
+  }
+  export -f sq samba_all
+  local users
+  users=$(sq '(&(objectCategory=person)(objectClass=user))' 1.1 | grep -c '^dn:')
+  echo
+  echo "| Samba AD ($users users) | tool | wall s | CPU s | peak RSS MiB |"
+  echo "|---|---|---:|---:|---:|"
+  for tool in ldapsearch ldapsync; do
+    : > "$S/runs"
+    for _ in $(seq 1 "$RUNS"); do
+      if [ $tool = ldapsearch ]; then
+        measure bash -c samba_all >> "$S/runs"
+      else
+        rm -rf "$S/store"
+        measure "$here/target/release/ldapsync" sync -f "$S/conn.yaml" --secrets-dir "$S/secrets" --store "$S/store" \
+          --dns-server "$LDAPSYNC_TEST_AD_DNS" >> "$S/runs"
+      fi
+    done
+    echo "| StartTLS, simple bind | $tool | $(cut -d' ' -f1 "$S/runs" | median) | $(cut -d' ' -f2 "$S/runs" | median) | $(( $(cut -d' ' -f3 "$S/runs" | median) / 1024 )) |"
+  done
+}
+
 echo "| users | groups | tool | wall s | CPU s | peak RSS MiB |"
 echo "|---:|---:|---|---:|---:|---:|"
 for n in $SIZES; do
@@ -146,3 +201,17 @@ CONF
   stop_slapd
   rm -rf "$D"
 done
+
+if [ -z "${BENCH_SKIP_ENV:-}" ]; then
+  export LDAPSYNC_TEST_STATE=$W/env
+  bash scripts/test-env.sh up > "$W/env.log" 2>&1
+  trap 'bash "$here/scripts/test-env.sh" down >/dev/null 2>&1; stop_slapd' EXIT
+  # shellcheck disable=SC1091
+  source "$W/env/env.sh"
+  samba_bench
+  echo
+  echo "Controller, 1,000 LdapConnections (benches/controller.rs):"
+  echo
+  LDAPSYNC_BENCH_BINARY=$here/target/release/ldapsync CARGO_NET_OFFLINE=true \
+    cargo bench --locked --bench controller 2>/dev/null | grep '^|'
+fi
