@@ -151,12 +151,11 @@ fn references_config_map(c: &LdapConnection, name: &str) -> bool {
     c.spec.tls.ca.as_ref().and_then(|ca| ca.config_map_ref.as_ref()).is_some_and(|r| r.name == name)
 }
 
-fn conflict_winner(c: &LdapConnection) -> Option<&str> {
-    let accepted = c.status.as_ref()?.conditions.iter().find(|c| c.type_ == conditions::ACCEPTED)?;
-    if accepted.reason != SEARCH_BASE_CONFLICT {
-        return None;
-    }
-    accepted.message.split("LdapConnection ").nth(1)?.split_whitespace().next()
+/// True when the controller refused `c` because another connection owns its search base.
+fn lost_a_conflict(c: &LdapConnection) -> bool {
+    c.status.as_ref().is_some_and(|s| {
+        s.conditions.iter().any(|c| c.type_ == conditions::ACCEPTED && c.reason == SEARCH_BASE_CONFLICT)
+    })
 }
 
 /// Runs the connection controller until `shutdown` resolves.
@@ -251,12 +250,11 @@ pub async fn run(
             refs
         })
         .watches_stream(peer_events, move |changed: LdapConnection| {
-            // Same-domain peers may win or lose the contest; losers naming it may now win.
+            // Same-domain peers may win or lose the contest; a loser may win now that this one moved.
             let name = changed.name_any();
             let domain = normalize_domain(&changed.spec.domain).ok();
             referencing(&s5, changed.metadata.namespace.clone(), |c| {
-                c.name_any() != name
-                    && (normalize_domain(&c.spec.domain).ok() == domain || conflict_winner(c) == Some(name.as_str()))
+                c.name_any() != name && (normalize_domain(&c.spec.domain).ok() == domain || lost_a_conflict(c))
             })
         })
         .graceful_shutdown_on(shutdown)
