@@ -102,8 +102,10 @@ fn forward<K: Send + 'static>(
     stream: impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
     what: &'static str,
     on_object: impl Fn(&K) + Send + 'static,
-) -> futures::channel::mpsc::Receiver<Result<K, watcher::Error>> {
-    let (mut tx, rx) = futures::channel::mpsc::channel(1024);
+) -> futures::channel::mpsc::UnboundedReceiver<Result<K, watcher::Error>> {
+    // Unbounded: the controller starts consuming only after the pod and schedule stores are
+    // complete, and a bounded channel would stop those watches before they get there.
+    let (tx, rx) = futures::channel::mpsc::unbounded();
     tokio::spawn(async move {
         futures::pin_mut!(stream);
         while let Some(event) = stream.next().await {
@@ -117,7 +119,7 @@ fn forward<K: Send + 'static>(
             };
             for o in objects {
                 on_object(&o);
-                if futures::SinkExt::send(&mut tx, Ok(o)).await.is_err() {
+                if tx.unbounded_send(Ok(o)).is_err() {
                     return;
                 }
             }
