@@ -67,7 +67,11 @@ pub async fn run(
         metrics: AgentMetrics::default(),
         schedules,
     });
-    ctx.publish().await;
+    // Ready (`/readyz`) only with a cache to answer from: an empty index would call every address
+    // foreign. Without a stored snapshot the first sync (or an empty namespace) makes it ready.
+    if ctx.snapshots.lock().is_ok_and(|s| !s.is_empty()) {
+        ctx.publish().await;
+    }
     let metrics_ctx = ctx.clone();
     lookup.set_extra_metrics(Arc::new(move || metrics_ctx.metrics.render()));
     tracing::info!(
@@ -141,6 +145,9 @@ pub async fn run(
             Ok(watcher::Event::InitDone) => {
                 if let Some(seen) = listing.take() {
                     forget_missing(&ctx, &workers, &seen).await;
+                    if seen.is_empty() {
+                        ctx.publish().await;
+                    }
                 }
             }
             Err(e) => tracing::warn!(error = %e, "connection watch failed; retrying with backoff"),
