@@ -210,12 +210,23 @@ fn rows_conditions(g: i64, live_pods: &BTreeSet<String>, live: &[&NodeStatus], c
                 true,
                 "DuplicatesFound",
                 format!(
-                    "{} duplicate user names and {} duplicate addresses (seen by {}){examples}",
-                    d.user_names, d.addresses, row.pod
+                    "{} and {} (seen by {}){examples}",
+                    counted(d.user_names, "duplicate user name"),
+                    counted(d.addresses, "duplicate address"),
+                    row.pod
                 ),
             ));
         }
         None => conds.push(cond(DUPLICATES_FOUND, false, "NoDuplicates", "no duplicate user names or addresses")),
+    }
+}
+
+/// `1 duplicate address`, `2 duplicate addresses`.
+fn counted(n: i64, noun: &str) -> String {
+    match (n, noun.ends_with('s')) {
+        (1, _) => format!("1 {noun}"),
+        (_, true) => format!("{n} {noun}es"),
+        (_, false) => format!("{n} {noun}s"),
     }
 }
 
