@@ -36,13 +36,7 @@ struct Objects {
 }
 
 fn lookup(map: &BTreeMap<&'static str, BTreeMap<&'static str, Vec<u8>>>, name: &str, key: &str) -> KeyLookup {
-    match map.get(name) {
-        None => KeyLookup::ObjectMissing,
-        Some(keys) => match keys.get(key) {
-            Some(v) => KeyLookup::Value(v.clone()),
-            None => KeyLookup::KeyMissing(keys.keys().map(|k| (*k).to_owned()).collect()),
-        },
-    }
+    KeyLookup::find(map.get(name), key)
 }
 
 impl References for Objects {

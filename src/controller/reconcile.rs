@@ -490,13 +490,7 @@ impl Fetched {
 }
 
 fn key_of(map: &BTreeMap<String, Option<BTreeMap<String, Vec<u8>>>>, name: &str, key: &str) -> KeyLookup {
-    match map.get(name) {
-        None | Some(None) => KeyLookup::ObjectMissing,
-        Some(Some(keys)) => match keys.get(key) {
-            Some(v) => KeyLookup::Value(v.clone()),
-            None => KeyLookup::KeyMissing(keys.keys().cloned().collect()),
-        },
-    }
+    KeyLookup::find(map.get(name).and_then(Option::as_ref), key)
 }
 
 impl References for Fetched {

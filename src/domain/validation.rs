@@ -39,6 +39,19 @@ pub enum KeyLookup {
     Value(Vec<u8>),
 }
 
+impl KeyLookup {
+    /// What `key` finds in an object's data; `None` is an object that does not exist.
+    pub fn find<K: AsRef<str>, V: AsRef<[u8]>>(data: Option<&std::collections::BTreeMap<K, V>>, key: &str) -> Self {
+        match data {
+            None => Self::ObjectMissing,
+            Some(keys) => match keys.iter().find(|(k, _)| k.as_ref() == key) {
+                Some((_, v)) => Self::Value(v.as_ref().to_vec()),
+                None => Self::KeyMissing(keys.keys().map(|k| k.as_ref().to_owned()).collect()),
+            },
+        }
+    }
+}
+
 /// Read access to the objects a connection references, in its namespace.
 pub trait References {
     fn secret_key(&self, name: &str, key: &str) -> KeyLookup;
@@ -312,13 +325,7 @@ mod tests {
     }
 
     fn lookup(map: &BTreeMap<String, BTreeMap<String, Vec<u8>>>, name: &str, key: &str) -> KeyLookup {
-        match map.get(name) {
-            None => KeyLookup::ObjectMissing,
-            Some(keys) => match keys.get(key) {
-                Some(v) => KeyLookup::Value(v.clone()),
-                None => KeyLookup::KeyMissing(keys.keys().cloned().collect()),
-            },
-        }
+        KeyLookup::find(map.get(name), key)
     }
 
     impl References for Objects {
