@@ -1,6 +1,6 @@
 //! Fuzzing of the parsers that read outside input — DNs, schedules and cron, proxyAddresses,
-//! keytabs — with proptest (cargo-fuzz needs a nightly toolchain, which this machine lacks; the
-//! snapshot decoder has its own targets in codec_properties.rs). Each target first replays its
+//! keytabs, snapshot files — with proptest (cargo-fuzz needs a nightly toolchain, which this
+//! machine lacks). Each target first replays its
 //! checked-in corpus (`tests/corpus/`), then generates inputs: never a panic, and the invariants
 //! below. `LDAPSYNC_FUZZ_SECONDS` keeps each target generating for that long (scripts/fuzz.sh);
 //! without it every target runs one round, as a regular test.
@@ -9,11 +9,14 @@ use std::time::{Duration, Instant};
 
 use ldapsync::api::{DailySchedule, LdapSyncScheduleSpec, MonthlySchedule, Weekday, WeeklySchedule};
 use ldapsync::domain::address::{normalize_address, parse_proxy_address};
+use ldapsync::domain::codec::{decode, encode};
 use ldapsync::domain::dn::{Dn, normalize};
 use ldapsync::domain::keytab::{keytab_principals, single_principal};
 use ldapsync::domain::schedule::{Cron, parse_schedule};
+use ldapsync::domain::snapshot::{ConnectionRef, DirObject, ObjectKind, Snapshot};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use sha2::{Digest, Sha256};
 
 const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus");
 
@@ -233,6 +236,130 @@ fn keytab_parsing() {
                 bytes.len()
             );
         }
+        Ok(())
+    });
+}
+
+fn dir_object() -> impl Strategy<Value = DirObject> {
+    (
+        prop_oneof![Just(ObjectKind::User), Just(ObjectKind::Contact), Just(ObjectKind::Group)],
+        "\\PC{0,40}",
+        "[0-9a-f-]{0,36}",
+        proptest::option::of("\\PC{0,20}"),
+        proptest::option::of("\\PC{0,30}"),
+        any::<bool>(),
+        proptest::collection::vec("[a-z0-9.]{1,10}@[a-z]{1,8}\\.test", 0..4),
+        proptest::collection::vec(0u32..50, 0..5),
+    )
+        .prop_map(|(kind, dn, id, account_name, display_name, disabled, addresses, member_of)| DirObject {
+            kind,
+            dn,
+            id,
+            principal_name: account_name.as_ref().map(|a| format!("{a}@example.test")),
+            account_name,
+            display_name,
+            disabled,
+            primary_address: addresses.first().cloned(),
+            addresses,
+            member_of,
+        })
+}
+
+fn snapshot() -> impl Strategy<Value = Snapshot> {
+    (proptest::collection::vec(dir_object(), 0..40), "\\PC{0,20}", any::<i64>(), any::<u64>()).prop_map(
+        |(objects, server, taken_at, unresolved_members)| Snapshot {
+            connection: ConnectionRef { namespace: "ns".into(), name: "c".into(), uid: "u".into() },
+            domain: "example.test".into(),
+            search_base: "dc=example,dc=test".into(),
+            taken_at,
+            server,
+            objects,
+            unresolved_members,
+        },
+    )
+}
+
+/// A file with a well-formed header and a matching checksum around `payload` (zstd-compressed
+/// postcard, or whatever bytes the target wants the decoder to meet behind the checksum).
+fn sealed(raw_len: u64, payload: &[u8]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(60 + payload.len());
+    bytes.extend(b"LDSYNCSN");
+    bytes.extend(1u16.to_be_bytes());
+    bytes.extend(0u16.to_be_bytes());
+    bytes.extend(raw_len.to_be_bytes());
+    bytes.extend((payload.len() as u64).to_be_bytes());
+    bytes.extend(Sha256::digest(payload));
+    bytes.extend(payload);
+    bytes
+}
+
+#[test]
+fn snapshot_decoding() {
+    // Corpus: the valid files decode, every damaged one is refused with its reason.
+    for entry in std::fs::read_dir(format!("{CORPUS}/snapshot")).expect("snapshot corpus") {
+        let path = entry.expect("entry").path();
+        let bytes = std::fs::read(&path).expect("read");
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+        match (name.strip_prefix("valid-"), decode(&bytes)) {
+            (Some(_), Ok(snapshot)) => assert_eq!(encode(&snapshot).expect("encode").bytes, bytes, "{name}"),
+            (Some(_), Err(e)) => panic!("{name}: {e}"),
+            (None, Ok(_)) => panic!("{name} was accepted"),
+            (None, Err(e)) => {
+                let reason = name.split('.').next().unwrap_or_default();
+                assert_eq!(e.reason(), reason, "{name}: {e}");
+            }
+        }
+    }
+    fuzz("snapshot/round-trip", snapshot(), |s| {
+        let a = encode(&s).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let b = encode(&s).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert_eq!(&a.bytes, &b.bytes);
+        prop_assert_eq!(decode(&a.bytes).map_err(|e| TestCaseError::fail(e.to_string()))?, s);
+        Ok(())
+    });
+    fuzz("snapshot/any-bytes", proptest::collection::vec(any::<u8>(), 0..512), |bytes| {
+        let _ = decode(&bytes);
+        Ok(())
+    });
+    // One flipped byte anywhere, or a cut anywhere, is always refused.
+    let damage = (snapshot(), any::<prop::sample::Index>(), 1u8..=255, any::<bool>());
+    fuzz("snapshot/damaged", damage, |(s, at, flip, cut)| {
+        let mut bytes = encode(&s).map_err(|e| TestCaseError::fail(e.to_string()))?.bytes;
+        let i = at.index(bytes.len());
+        if cut {
+            bytes.truncate(i);
+        } else {
+            bytes[i] ^= flip;
+        }
+        prop_assert!(decode(&bytes).is_err(), "damage at {} (cut {}) was accepted", i, cut);
+        Ok(())
+    });
+    // Behind a valid checksum: a damaged encoding, compressed and sealed properly, must still
+    // come back as an error or a snapshot — never a panic or an allocation of the declared size.
+    let behind = (snapshot(), proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4), 0u64..8);
+    fuzz("snapshot/behind-checksum", behind, |(s, edits, size_skew)| {
+        let mut raw = postcard::to_allocvec(&s).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        for (at, value) in edits {
+            let i = at.index(raw.len());
+            raw[i] = value;
+        }
+        let compressed = zstd::bulk::compress(&raw, 1).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let declared = match size_skew {
+            0 => u64::MAX,
+            1 => 4 << 30,
+            2 => raw.len() as u64 + 1,
+            3 => (raw.len() as u64).saturating_sub(1),
+            _ => raw.len() as u64,
+        };
+        let result = decode(&sealed(declared, &compressed));
+        if declared != raw.len() as u64 {
+            prop_assert!(result.is_err(), "declared {} for {} bytes was accepted", declared, raw.len());
+        }
+        Ok(())
+    });
+    // Arbitrary payload bytes behind a valid checksum.
+    fuzz("snapshot/payload", (proptest::collection::vec(any::<u8>(), 0..256), 0u64..1024), |(payload, raw_len)| {
+        let _ = decode(&sealed(raw_len, &payload));
         Ok(())
     });
 }

@@ -12,6 +12,8 @@
 //! ```
 //! The same snapshot always encodes to the same bytes, so the SHA-256 of the file identifies it.
 
+use std::io::Read;
+
 use sha2::{Digest, Sha256};
 
 use super::snapshot::Snapshot;
@@ -22,6 +24,8 @@ const HEADER_LEN: usize = 60;
 /// Refuse to inflate beyond this: a corrupt length must not exhaust memory.
 const MAX_PAYLOAD: u64 = 4 << 30;
 const ZSTD_LEVEL: i32 = 1;
+/// Most the decoder reserves before it has inflated anything.
+const INITIAL_RESERVE: u64 = 256 << 20;
 
 /// Why bytes are not a usable snapshot.
 #[derive(Debug, thiserror::Error)]
@@ -162,7 +166,14 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot, CodecError> {
     if raw_len > MAX_PAYLOAD {
         return Err(CodecError::Corrupt(format!("declared size {raw_len} is too large")));
     }
-    let raw = zstd::bulk::decompress(payload, raw_len as usize).map_err(|e| CodecError::Corrupt(e.to_string()))?;
+    // Inflate by streaming rather than reserving the declared size: a damaged or crafted header
+    // must not make the reader allocate gigabytes before the payload proves them.
+    let mut raw = Vec::with_capacity(raw_len.min(compressed_len.saturating_mul(16)).min(INITIAL_RESERVE) as usize);
+    zstd::stream::read::Decoder::with_buffer(payload)
+        .map_err(|e| CodecError::Corrupt(e.to_string()))?
+        .take(raw_len + 1)
+        .read_to_end(&mut raw)
+        .map_err(|e| CodecError::Corrupt(e.to_string()))?;
     if raw.len() as u64 != raw_len {
         return Err(CodecError::Corrupt(format!("payload is {} bytes, header says {raw_len}", raw.len())));
     }
