@@ -6,6 +6,7 @@
 #                    ldap2.example.test      127.0.0.3:389 (priority 20)
 #                    ldap4.example.test      127.0.0.6:389 (slapd-3, only for the failover test)
 #                    127.0.0.8:389 (slapd-volume: 100k users, 1k groups under dc=volume,dc=test)
+#                    127.0.0.9:389 (slapd-volume-2: a copy of slapd-volume, stopped by fault tests)
 #   dnsmasq          SRV records for example.test on 127.0.0.1:5353 (ldap3.example.test, 127.0.0.4,
 #                    is listed at priority 20 but never started: a dead DC); failover.example.test
 #                    lists ldap4 (priority 10) and ldap2 (priority 20)
@@ -14,7 +15,9 @@
 # Usage (as root, inside `unshare --net --fork`; scripts/test.sh does this):
 #   test-env.sh up             start everything, seed, write $STATE/env.sh
 #   test-env.sh down           stop everything by saved PIDs
-#   test-env.sh stop PEER      stop one peer (samba, samba-sasl-tls, slapd-1, slapd-2, slapd-3, dnsmasq, kube)
+#   test-env.sh stop PEER      stop one peer (samba, samba-sasl-tls, slapd-1, slapd-2, slapd-3,
+#                              slapd-volume-2, dnsmasq, kube)
+#   test-env.sh kill PEER      SIGKILL one slapd (slapd-1, slapd-2, slapd-3, slapd-volume-2)
 #   test-env.sh start PEER     start one stopped peer again, with its data
 #   test-env.sh run CMD...     up, run CMD with the environment, down (also on failure)
 # STATE defaults to /tmp/ldapsync-test-env. A stale state from a crashed run is cleaned up by `up`.
@@ -73,7 +76,7 @@ make_pki() {
   openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj '/CN=unrelated CA' \
     -keyout "$P/other-ca.key" -out "$P/other-ca.pem" -addext 'basicConstraints=critical,CA:TRUE' 2>/dev/null
   openssl req -newkey rsa:2048 -nodes -subj "/CN=dc1.$AD_DOMAIN" -keyout "$P/server.key" -out "$P/server.csr" 2>/dev/null
-  printf 'subjectAltName=DNS:dc1.%s,DNS:%s,DNS:ldap1.example.test,DNS:ldap2.example.test,DNS:ldap3.example.test,DNS:ldap4.example.test,DNS:localhost,IP:127.0.0.1,IP:127.0.0.2,IP:127.0.0.3,IP:127.0.0.5,IP:127.0.0.6,IP:127.0.0.8\nextendedKeyUsage=serverAuth\n' \
+  printf 'subjectAltName=DNS:dc1.%s,DNS:%s,DNS:ldap1.example.test,DNS:ldap2.example.test,DNS:ldap3.example.test,DNS:ldap4.example.test,DNS:localhost,IP:127.0.0.1,IP:127.0.0.2,IP:127.0.0.3,IP:127.0.0.5,IP:127.0.0.6,IP:127.0.0.8,IP:127.0.0.9\nextendedKeyUsage=serverAuth\n' \
     "$AD_DOMAIN" "$AD_DOMAIN" > "$P/ext.cnf"
   openssl x509 -req -in "$P/server.csr" -CA "$P/ca.pem" -CAkey "$P/ca.key" -CAcreateserial -days 3650 \
     -extfile "$P/ext.cnf" -out "$P/server.pem" 2>/dev/null
@@ -191,7 +194,7 @@ EOF
   slapadd -q -f "$D/slapd.conf" -l "$STATE/slapd-seed.ldif" >/dev/null 2>&1 || die "slapadd into slapd-$n failed"
 }
 
-slapd_ip() { case $1 in 1) echo 127.0.0.2 ;; 2) echo 127.0.0.3 ;; 3) echo 127.0.0.6 ;; volume) echo 127.0.0.8 ;; esac; }
+slapd_ip() { case $1 in 1) echo 127.0.0.2 ;; 2) echo 127.0.0.3 ;; 3) echo 127.0.0.6 ;; volume) echo 127.0.0.8 ;; volume-2) echo 127.0.0.9 ;; esac; }
 
 # 100k users and 1k groups under dc=volume,dc=test on 127.0.0.8, for the volume test.
 slapd_volume_prepare() {
@@ -202,6 +205,15 @@ slapd_volume_prepare() {
   python3 "$here/seed/volume_ldif.py" "$VOLUME_BASE" "$VOLUME_USERS" 1000 > "$D/seed.ldif"
   slapadd -q -f "$D/slapd.conf" -l "$D/seed.ldif" >/dev/null 2>&1 || die "slapadd into slapd-volume failed"
   rm -f "$D/seed.ldif"
+}
+
+# A replica of slapd-volume (a copy of its database, so the same entryUUIDs) on 127.0.0.9: the
+# server that fault-injection tests stop in the middle of a paged search.
+slapd_volume2_prepare() {
+  local D=$STATE/slapd-volume-2
+  mkdir -p "$D/data" "$D/run"
+  sed -e "s#$STATE/slapd-volume/#$D/#g" "$STATE/slapd-volume/slapd.conf" > "$D/slapd.conf"
+  cp --sparse=always "$STATE/slapd-volume/data/data.mdb" "$D/data/data.mdb"
 }
 
 slapd_start() {
@@ -303,13 +315,14 @@ export LDAPSYNC_TEST_DNS='127.0.0.1:5353'
 export LDAPSYNC_TEST_VOLUME_URL='ldap://127.0.0.8:389'
 export LDAPSYNC_TEST_VOLUME_BASE='$VOLUME_BASE'
 export LDAPSYNC_TEST_VOLUME_USERS='$VOLUME_USERS'
+export LDAPSYNC_TEST_VOLUME2_URL='ldap://127.0.0.9:389'
 export LDAPSYNC_TEST_SRV_DOMAIN='example.test'
 EOF
 }
 
 # ---------------------------------------------------------------- commands
 down() {
-  for p in dnsmasq slapd-1 slapd-2 slapd-3 slapd-volume samba samba-sasl-tls kcm apiserver etcd netns; do stop_pidfile "$STATE/$p.pid"; done
+  for p in dnsmasq slapd-1 slapd-2 slapd-3 slapd-volume slapd-volume-2 samba samba-sasl-tls kcm apiserver etcd netns; do stop_pidfile "$STATE/$p.pid"; done
 }
 
 up() {
@@ -332,8 +345,8 @@ up() {
   kube_start &
   local kube_job=$!
   python3 "$here/seed/slapd_ldif.py" "$OL_BASE" > "$STATE/slapd-seed.ldif"
-  slapd_prepare 1; slapd_prepare 2; slapd_prepare 3; slapd_volume_prepare
-  slapd_start 1; slapd_start 2; slapd_start 3; slapd_start volume
+  slapd_prepare 1; slapd_prepare 2; slapd_prepare 3; slapd_volume_prepare; slapd_volume2_prepare
+  slapd_start 1; slapd_start 2; slapd_start 3; slapd_start volume; slapd_start volume-2
   dnsmasq_start
   samba_provision
   samba_start
@@ -351,17 +364,32 @@ start_one() {
     slapd-1) slapd_start 1 ;;
     slapd-2) slapd_start 2 ;;
     slapd-3) slapd_start 3 ;;
+    slapd-volume-2) slapd_start volume-2 ;;
     dnsmasq) dnsmasq_start ;;
     kube) kube_start ;;
-    *) die "unknown peer '$1' (samba, samba-sasl-tls, slapd-1, slapd-2, slapd-3, dnsmasq, kube)" ;;
+    *) die "unknown peer '$1' (samba, samba-sasl-tls, slapd-1, slapd-2, slapd-3, slapd-volume-2, dnsmasq, kube)" ;;
   esac
 }
 
 stop_one() {
   case $1 in
-    samba|samba-sasl-tls|slapd-1|slapd-2|slapd-3|dnsmasq) stop_pidfile "$STATE/$1.pid" ;;
+    samba|samba-sasl-tls|slapd-1|slapd-2|slapd-3|slapd-volume-2|dnsmasq) stop_pidfile "$STATE/$1.pid" ;;
     kube) kube_stop ;;
-    *) die "unknown peer '$1' (samba, samba-sasl-tls, slapd-1, slapd-2, slapd-3, dnsmasq, kube)" ;;
+    *) die "unknown peer '$1' (samba, samba-sasl-tls, slapd-1, slapd-2, slapd-3, slapd-volume-2, dnsmasq, kube)" ;;
+  esac
+}
+
+# A sudden death (SIGKILL): no goodbye on open connections.
+kill_one() {
+  case $1 in
+    slapd-1|slapd-2|slapd-3|slapd-volume-2)
+      [ -f "$STATE/$1.pid" ] || die "$1 is not running"
+      local p; p=$(cat "$STATE/$1.pid")
+      kill -KILL "$p" 2>/dev/null || true
+      for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+      rm -f "$STATE/$1.pid"
+      ;;
+    *) die "kill supports slapd-1, slapd-2, slapd-3 and slapd-volume-2, not '$1'" ;;
   esac
 }
 
@@ -370,6 +398,7 @@ case ${1:-} in
   down) down; log "stopped" ;;
   start) start_one "${2:?peer}" ;;
   stop) stop_one "${2:?peer}" ;;
+  kill) kill_one "${2:?peer}" ;;
   run)
     shift
     [ $# -gt 0 ] || die "usage: $0 run CMD..."

@@ -1,10 +1,14 @@
 //! Fault injection with real processes: an agent SIGKILLed at random points of its syncs a
-//! hundred times, and the API server stopped and restarted under a running controller and agents.
+//! hundred times, a real slapd stopped in the middle of a paged search, and the API server stopped
+//! and restarted under a running controller and agents.
 //! These tests stop shared peers, so `scripts/test.sh` runs this binary alone, after the others
 //! (`-E 'binary(fault_injection)'`, one test at a time).
 
 mod support;
 
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use kube::api::{Api, Patch, PatchParams};
@@ -140,4 +144,128 @@ async fn the_api_server_going_away_and_back_loses_no_row() {
     let mut names: Vec<&str> = rows.iter().map(|r| r.pod.as_str()).collect();
     names.sort();
     assert_eq!(names, pods, "no row may be lost or duplicated");
+}
+
+/// Starts a stopped test peer again when dropped, so a failing test leaves the environment whole.
+struct RestartOnDrop(&'static str);
+
+impl Drop for RestartOnDrop {
+    fn drop(&mut self) {
+        let pidfile = format!("{}/{}.pid", env("LDAPSYNC_TEST_STATE"), self.0);
+        if !Path::new(&pidfile).exists() {
+            support::test_env(&["start", self.0]);
+        }
+    }
+}
+
+/// What one `ldapsync sync` run printed, with the peer stopped at its first progress line.
+struct InterruptedSync {
+    succeeded: bool,
+    stdout: String,
+    stderr: String,
+    /// Objects read when the peer was stopped.
+    stopped_at: Option<u64>,
+}
+
+/// Runs `ldapsync sync` on a 100k-user directory and, as soon as it reports progress (10k objects
+/// read from the first server), stops `peer` with `test-env.sh <how> <peer>`.
+fn sync_stopping_peer_mid_search(
+    manifest: &Path,
+    secrets: &Path,
+    store: &Path,
+    how: &str,
+    peer: &str,
+) -> InterruptedSync {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ldapsync"))
+        .args(["sync", "-f"])
+        .arg(manifest)
+        .arg("--store")
+        .arg(store)
+        .arg("--secrets-dir")
+        .arg(secrets)
+        .env("LDAPSYNC_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start ldapsync sync");
+    let stdout = child.stdout.take().expect("stdout");
+    let reader = std::thread::spawn(move || std::io::read_to_string(stdout).unwrap_or_default());
+    let mut stderr = String::new();
+    let mut stopped_at = None;
+    for line in std::io::BufReader::new(child.stderr.take().expect("stderr")).lines() {
+        let line = line.expect("stderr line");
+        if stopped_at.is_none() && line.contains("sync progress") {
+            let objects = line.split("objects=").nth(1).and_then(|s| s.split_whitespace().next()?.parse().ok());
+            stopped_at = Some(objects.unwrap_or_else(|| panic!("no object count in {line:?}")));
+            support::test_env(&[how, peer]);
+        }
+        stderr.push_str(&line);
+        stderr.push('\n');
+    }
+    let status = child.wait().expect("wait for ldapsync sync");
+    InterruptedSync { succeeded: status.success(), stdout: reader.join().expect("stdout reader"), stderr, stopped_at }
+}
+
+fn volume_manifest(dir: &Path, servers: &[&str]) -> PathBuf {
+    let base = env("LDAPSYNC_TEST_VOLUME_BASE");
+    let servers: Vec<String> = servers.iter().map(|s| format!("'{s}'")).collect();
+    let yaml = format!(
+        "apiVersion: ldapsync.io/v1alpha1\nkind: LdapConnection\nmetadata: {{name: volume, namespace: mail, uid: volume-uid}}\nspec:\n  domain: volume.test\n  searchBase: {base}\n  directoryType: Generic\n  servers: {{static: [{}]}}\n  tls: {{mode: StartTLS, ca: {{secretRef: {{name: test-ca}}}}}}\n  auth: {{simple: {{bindDN: 'cn=admin,{base}', passwordSecretRef: {{name: slapd-password}}}}}}\n  emailAttributes: [mail]\n  pageSize: 500\n  timeouts: {{operation: 60s}}\n",
+        servers.join(", ")
+    );
+    let path = dir.join("volume.yaml");
+    std::fs::write(&path, yaml).expect("manifest");
+    path
+}
+
+#[test]
+fn a_dc_stopped_in_the_middle_of_a_paged_search_fails_over_or_keeps_the_old_cache() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secrets = dir.path().join("secrets");
+    for (name, key, bytes) in [
+        ("slapd-password", "password", env("LDAPSYNC_TEST_SLAPD_PASSWORD").into_bytes()),
+        ("test-ca", "ca.crt", read_file("LDAPSYNC_TEST_CA_FILE")),
+    ] {
+        std::fs::create_dir_all(secrets.join(name)).expect("secret dir");
+        std::fs::write(secrets.join(name).join(key), bytes).expect("secret file");
+    }
+    let store = dir.path().join("store");
+    let users: u64 = env("LDAPSYNC_TEST_VOLUME_USERS").parse().expect("a number");
+    let replica = env("LDAPSYNC_TEST_VOLUME2_URL").trim_start_matches("ldap://").to_owned();
+    let primary = env("LDAPSYNC_TEST_VOLUME_URL").trim_start_matches("ldap://").to_owned();
+    let _restart = RestartOnDrop("slapd-volume-2");
+
+    // The replica serves first and is shut down (SIGTERM) mid-search: the read starts over on the
+    // next server and the stored snapshot is complete.
+    let manifest = volume_manifest(dir.path(), &[&replica, &primary]);
+    let run = sync_stopping_peer_mid_search(&manifest, &secrets, &store, "stop", "slapd-volume-2");
+    assert!(run.succeeded, "the sync should fail over: {}", run.stderr);
+    let stopped_at = run.stopped_at.expect("the sync reported progress before it ended");
+    assert!(stopped_at < users, "the replica was stopped after {stopped_at} objects, not mid-search");
+    eprintln!("replica stopped after {stopped_at} objects; the sync failed over");
+    assert!(run.stderr.contains(&replica), "the log names the server that went away: {}", run.stderr);
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).expect("a JSON report");
+    assert_eq!(report["server"].as_str().map(|s| s.contains(&primary)), Some(true), "{report}");
+    assert_eq!((report["users"].as_u64(), report["groups"].as_u64()), (Some(users), Some(1000)), "{report}");
+    assert_eq!(report["addresses"].as_u64(), Some(users + 1000));
+    let stored = std::fs::read(store.join("volume-uid.snap")).expect("the snapshot file");
+    let snapshot = ldapsync::domain::codec::decode(&stored).expect("a valid snapshot");
+    assert_eq!(snapshot.objects.len() as u64, users + 1000, "complete, not the replica's partial read");
+    support::test_env(&["start", "slapd-volume-2"]);
+
+    // Only the replica is listed, and it dies (SIGKILL) mid-search: the sync fails naming the
+    // cause, and the snapshot stored before is kept byte for byte.
+    let manifest = volume_manifest(dir.path(), &[&replica]);
+    let run = sync_stopping_peer_mid_search(&manifest, &secrets, &store, "kill", "slapd-volume-2");
+    assert!(!run.succeeded, "a sync whose only server died mid-search must fail: {}", run.stdout);
+    assert!(run.stopped_at.is_some_and(|n| n < users), "stopped mid-search: {:?}", run.stopped_at);
+    let error = run.stderr.lines().find(|l| l.starts_with("error [")).unwrap_or_else(|| panic!("{}", run.stderr));
+    assert!(error.starts_with("error [ConnectionLost]") && error.contains(&replica), "{error}");
+    eprintln!("replica killed after {:?} objects: {error}", run.stopped_at);
+    assert_eq!(std::fs::read(store.join("volume-uid.snap")).expect("the old snapshot"), stored, "old cache kept");
+    let files: Vec<String> = std::fs::read_dir(&store)
+        .expect("store")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into())
+        .collect();
+    assert_eq!(files, ["volume-uid.snap"], "no partial file next to the snapshot");
 }

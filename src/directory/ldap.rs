@@ -230,9 +230,7 @@ impl LdapSession {
                 code: result.rc,
                 detail: result_text(result.rc, &result.text),
             }),
-            Ok(Err(e)) => {
-                Err(DirectoryError::Operation { server: self.server.clone(), operation: "bind", detail: e.to_string() })
-            }
+            Ok(Err(e)) => Err(self.operation_error("bind", e)),
         }
     }
 
@@ -328,11 +326,21 @@ impl LdapSession {
                 detail: result_text(result.rc, &result.text),
             },
             LdapError::FilterParsing => DirectoryError::InvalidFilter { detail: "the filter does not parse".into() },
-            other => DirectoryError::Operation {
-                server: self.server.clone(),
-                operation: "search",
-                detail: other.to_string(),
-            },
+            other => self.operation_error("search", other),
+        }
+    }
+
+    /// ldap3 reports a connection that ended under a running operation as a closed channel, an
+    /// I/O error or an early end of the result stream; these read as a lost connection.
+    fn operation_error(&self, operation: &'static str, e: LdapError) -> DirectoryError {
+        let server = self.server.clone();
+        match e {
+            LdapError::Io { .. }
+            | LdapError::OpSend { .. }
+            | LdapError::ResultRecv { .. }
+            | LdapError::IdScrubSend { .. }
+            | LdapError::EndOfStream => DirectoryError::ConnectionLost { server, operation, detail: e.to_string() },
+            other => DirectoryError::Operation { server, operation, detail: other.to_string() },
         }
     }
 

@@ -38,6 +38,8 @@ pub enum DirectoryError {
     Search { server: String, base: String, code: u32, detail: String },
     #[error("invalid LDAP filter: {detail}")]
     InvalidFilter { detail: String },
+    #[error("the connection to {server} was lost during the {operation} (the server closed it or went away): {detail}")]
+    ConnectionLost { server: String, operation: &'static str, detail: String },
     #[error("{operation} on {server} failed: {detail}")]
     Operation { server: String, operation: &'static str, detail: String },
 }
@@ -65,6 +67,7 @@ impl DirectoryError {
             Self::Search { code: 53, .. } => "UnwillingToPerform",
             Self::Search { .. } => "SearchFailed",
             Self::InvalidFilter { .. } => "InvalidFilter",
+            Self::ConnectionLost { .. } => "ConnectionLost",
             Self::Operation { .. } => "OperationFailed",
         }
     }

@@ -51,7 +51,7 @@ pub enum SyncError {
     Spec(#[from] SpecError),
     #[error("no directory server found: {0}")]
     Discover(DnsError),
-    #[error("no domain controller reachable; tried {}", .attempts.iter().map(|a| a.message.as_str()).collect::<Vec<_>>().join("; "))]
+    #[error("no domain controller could be read: {}", .attempts.iter().map(|a| a.message.as_str()).collect::<Vec<_>>().join("; "))]
     NoDomainControllerReachable { attempts: Vec<Attempt> },
     #[error(transparent)]
     Directory(#[from] DirectoryError),
@@ -347,6 +347,7 @@ fn fails_over(e: &DirectoryError) -> bool {
             | DirectoryError::ConnectTimeout { .. }
             | DirectoryError::TlsHandshake { .. }
             | DirectoryError::OperationTimeout { .. }
+            | DirectoryError::ConnectionLost { .. }
             | DirectoryError::Operation { .. }
             | DirectoryError::KerberosBind { .. }
             | DirectoryError::Search { code: 51 | 52, .. }
