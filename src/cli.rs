@@ -133,7 +133,7 @@ pub async fn check(
     let servers = prepared.servers(&dns, random_pick).await?;
     let (mut session, _) = prepared.open_session(&dns, &servers).await?;
     let root = session.root_dse().await.map_err(SyncError::from)?;
-    let controls = root.attrs.get("supportedControl").cloned().unwrap_or_default();
+    let controls = root.values("supportedControl").to_vec();
     let mut counts = std::collections::BTreeMap::new();
     for query in &prepared.plan.queries {
         let n = session
@@ -150,7 +150,12 @@ pub async fn check(
         paged_results: controls.iter().any(|c| c == PAGED_RESULTS_OID),
         dirsync: controls.iter().any(|c| c == DIRSYNC_OID),
         syncrepl: controls.iter().any(|c| c == SYNCREPL_OID),
-        root_dse: root.attrs.into_iter().filter(|(k, _)| k != "supportedControl").collect(),
+        root_dse: root
+            .attributes
+            .into_iter()
+            .filter(|a| !a.name.eq_ignore_ascii_case("supportedControl"))
+            .map(|a| (a.name, a.values))
+            .collect(),
         counts,
     };
     session.close().await;
@@ -209,11 +214,15 @@ pub async fn sync(
     let prepared = PreparedConnection::prepare(connection.clone(), spec, secrets).await?;
     let dns = resolver(dns_server, &prepared)?;
     let snapshot = prepared.read_snapshot(&dns, random_pick, unix_now).await?;
-    let encoded = codec::encode(&snapshot)?;
-    let content = codec::content_hash(&snapshot)?;
+    // The duplicate check beside encoding and hashing: the server is done, only wall time counts.
+    let (coded, duplicates) = std::thread::scope(|scope| {
+        let duplicates = scope.spawn(|| find_duplicates([&snapshot]));
+        let coded = codec::encode_and_hash(&snapshot);
+        (coded, duplicates.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+    });
+    let (encoded, content) = coded?;
     let deleted = check_deletions(previous.as_ref(), &snapshot, &content, limits, approve)
         .map_err(|held| CliError::Held(held.to_string()))?;
-    let duplicates = find_duplicates([&snapshot]);
     let path = store.write(&key, &encoded)?;
     let counts = snapshot.counts();
     Ok(SyncReport {

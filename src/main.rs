@@ -154,6 +154,14 @@ fn main() -> ExitCode {
     // after writing the snapshot (peak RSS at 100k users: 135 -> 102 MiB, see docs/PERFORMANCE.md).
     // SAFETY: sets a process-wide allocator option before any other thread exists.
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
+    // mimalloc asks for transparent huge pages; with pages given back at once, every reuse then
+    // faults in and zeroes a whole 2 MiB page (11 % of a 100k sync's CPU) and RSS grows in 2 MiB
+    // steps. Plain 4 KiB pages for this process: ~10 % less CPU, 110 -> 99 MiB peak RSS.
+    #[cfg(target_os = "linux")]
+    // SAFETY: prctl with integer arguments only; failure (an old kernel) just keeps THP.
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
     let cli = Cli::parse();
     let filter =
         tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));

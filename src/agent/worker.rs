@@ -457,18 +457,17 @@ async fn sync_once(ctx: &AgentContext, conn: &LdapConnection, uid: &str) -> Resu
     let dns = DnsResolver::new(ctx.dns_server.as_deref(), prepared.transport.operation_timeout)
         .map_err(|e| Failure::from(SyncError::Discover(e)))?;
     let snapshot = prepared.read_snapshot(&dns, random_pick, unix_now).await?;
-    let (snapshot, encoded) = tokio::task::spawn_blocking(move || codec::encode(&snapshot).map(|e| (snapshot, e)))
-        .await
-        .map_err(|e| Failure { reason: "StoreFailed", message: format!("encoding task failed: {e}") })?
-        .map_err(|e| Failure { reason: "StoreFailed", message: format!("cannot encode the snapshot: {e}") })?;
+    let (snapshot, (encoded, content)) =
+        tokio::task::spawn_blocking(move || codec::encode_and_hash(&snapshot).map(|coded| (snapshot, coded)))
+            .await
+            .map_err(|e| Failure { reason: "StoreFailed", message: format!("encoding task failed: {e}") })?
+            .map_err(|e| Failure { reason: "StoreFailed", message: format!("cannot encode the snapshot: {e}") })?;
     let limits = DeletionLimits {
         max_objects: u64::from(spec.deletion_safety.max_deleted_objects),
         max_percent: u64::from(spec.deletion_safety.max_deleted_percent),
     };
     let previous = ctx.cached(uid).map(|s| ObjectIds::of(&s));
     let approval = annotation(conn, APPROVE_DELETIONS_ANNOTATION);
-    let content =
-        codec::content_hash(&snapshot).map_err(|e| Failure { reason: "StoreFailed", message: e.to_string() })?;
     if let Err(held) = check_deletions(previous.as_ref(), &snapshot, &content, limits, approval) {
         return Ok(Outcome::Held(held));
     }

@@ -5,12 +5,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
-use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, Scope, SearchEntry};
+use ldap3::asn1::{PL, StructureTag, TagClass};
+use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, ResultEntry, Scope};
 use rustls::ClientConfig;
 use tokio::net::TcpStream;
 
 use super::DirectoryError;
 use crate::api::TlsMode;
+use crate::domain::snapshot::{RawAttribute, RawEntry};
 use crate::secret::Secret;
 
 /// Where to connect: the server's DNS name (TLS name and Kerberos service host) and an address.
@@ -242,7 +244,7 @@ impl LdapSession {
         filter: &str,
         attrs: &[&str],
         page_size: u32,
-        mut on_entry: impl FnMut(SearchEntry),
+        mut on_entry: impl FnMut(RawEntry),
     ) -> Result<u64, DirectoryError> {
         let timeout = self.operation_timeout;
         let page = i32::try_from(page_size).unwrap_or(i32::MAX).max(1);
@@ -267,7 +269,7 @@ impl LdapSession {
                 Ok(Ok(None)) => break,
                 Ok(Ok(Some(entry))) => {
                     count += 1;
-                    on_entry(SearchEntry::construct(entry));
+                    on_entry(self.raw_entry(entry)?);
                 }
             }
         }
@@ -279,7 +281,7 @@ impl LdapSession {
     }
 
     /// Reads one entry (base scope), or `None` when it does not exist.
-    pub async fn read_entry(&mut self, dn: &str, attrs: &[&str]) -> Result<Option<SearchEntry>, DirectoryError> {
+    pub async fn read_entry(&mut self, dn: &str, attrs: &[&str]) -> Result<Option<RawEntry>, DirectoryError> {
         let timeout = self.operation_timeout;
         let search = self.ldap.search(dn, Scope::Base, "(objectClass=*)", attrs.to_vec());
         let result = match tokio::time::timeout(timeout, search).await {
@@ -288,14 +290,14 @@ impl LdapSession {
             Ok(Ok(result)) => result,
         };
         match result.success() {
-            Ok((mut entries, _)) => Ok(entries.pop().map(SearchEntry::construct)),
+            Ok((mut entries, _)) => entries.pop().map(|e| self.raw_entry(e)).transpose(),
             Err(LdapError::LdapResult { result }) if result.rc == 32 => Ok(None),
             Err(e) => Err(self.search_error(dn, e)),
         }
     }
 
     /// The server's RootDSE (naming contexts, supported controls and mechanisms, host name).
-    pub async fn root_dse(&mut self) -> Result<SearchEntry, DirectoryError> {
+    pub async fn root_dse(&mut self) -> Result<RawEntry, DirectoryError> {
         let attrs = [
             "defaultNamingContext",
             "namingContexts",
@@ -310,6 +312,16 @@ impl LdapSession {
             server: self.server.clone(),
             operation: "read RootDSE",
             detail: "the server returned no RootDSE".into(),
+        })
+    }
+
+    /// Takes a SearchResultEntry apart, moving each value out of ldap3's tag tree rather than
+    /// copying it (ldap3's `SearchEntry::construct` copies every value and panics on a malformed
+    /// entry; a server's bytes must never panic the agent).
+    fn raw_entry(&self, entry: ResultEntry) -> Result<RawEntry, DirectoryError> {
+        decode_entry(entry.0).ok_or_else(|| DirectoryError::MalformedResponse {
+            server: self.server.clone(),
+            detail: "a search result entry that is not a DN and a list of attributes".into(),
         })
     }
 
@@ -347,6 +359,51 @@ impl LdapSession {
     /// Politely ends the session.
     pub async fn close(mut self) {
         let _ = tokio::time::timeout(Duration::from_secs(2), self.ldap.unbind()).await;
+    }
+}
+
+/// SearchResultEntry ::= [APPLICATION 4] SEQUENCE { objectName, attributes SEQUENCE OF
+/// PartialAttribute { type, vals SET OF value } } (RFC 4511 4.5.2).
+fn decode_entry(tag: StructureTag) -> Option<RawEntry> {
+    let StructureTag { class: TagClass::Application, id: 4, payload: PL::C(parts) } = tag else {
+        return None;
+    };
+    let mut parts = parts.into_iter();
+    let dn = String::from_utf8(primitive(parts.next()?)?).ok()?;
+    let list = constructed(parts.next()?)?;
+    let mut attributes = Vec::with_capacity(list.len());
+    for attribute in list {
+        let mut pair = constructed(attribute)?.into_iter();
+        let name = String::from_utf8(primitive(pair.next()?)?).ok()?;
+        let values = constructed(pair.next()?)?;
+        let mut text = Vec::with_capacity(values.len());
+        let mut binary = Vec::new();
+        for value in values {
+            match String::from_utf8(primitive(value)?) {
+                Ok(value) if binary.is_empty() => text.push(value),
+                Ok(value) => binary.push(value.into_bytes()),
+                Err(e) => {
+                    binary.extend(text.drain(..).map(String::into_bytes));
+                    binary.push(e.into_bytes());
+                }
+            }
+        }
+        attributes.push(RawAttribute { name, values: text, binary });
+    }
+    Some(RawEntry { dn, attributes })
+}
+
+fn primitive(tag: StructureTag) -> Option<Vec<u8>> {
+    match tag.payload {
+        PL::P(bytes) => Some(bytes),
+        PL::C(_) => None,
+    }
+}
+
+fn constructed(tag: StructureTag) -> Option<Vec<StructureTag>> {
+    match tag.payload {
+        PL::C(tags) => Some(tags),
+        PL::P(_) => None,
     }
 }
 
@@ -410,6 +467,81 @@ fn describe_tls_error(e: &LdapError) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn octets(bytes: &[u8]) -> StructureTag {
+        StructureTag { class: TagClass::Universal, id: 4, payload: PL::P(bytes.to_vec()) }
+    }
+
+    fn list(id: u64, tags: Vec<StructureTag>) -> StructureTag {
+        StructureTag { class: TagClass::Universal, id, payload: PL::C(tags) }
+    }
+
+    fn entry_tag(dn: &[u8], attributes: Vec<(&[u8], Vec<&[u8]>)>) -> StructureTag {
+        let attributes = attributes
+            .into_iter()
+            .map(|(name, values)| list(16, vec![octets(name), list(17, values.into_iter().map(octets).collect())]))
+            .collect();
+        StructureTag { class: TagClass::Application, id: 4, payload: PL::C(vec![octets(dn), list(16, attributes)]) }
+    }
+
+    #[test]
+    fn entries_are_taken_apart_with_text_and_binary_values() {
+        let guid: &[u8] = &[0xff, 0xfe, 0, 1];
+        let tag = entry_tag(
+            b"CN=Alice,DC=corp",
+            vec![
+                (b"mail", vec![b"alice@corp.example", b"a@corp.example"]),
+                (b"objectGUID", vec![guid]),
+                (b"member", vec![]),
+                (b"mixed", vec![b"text", guid]),
+            ],
+        );
+        let entry = decode_entry(tag).expect("a well-formed entry");
+        assert_eq!(entry.dn, "CN=Alice,DC=corp");
+        assert_eq!(entry.values("MAIL"), ["alice@corp.example", "a@corp.example"]);
+        let names: Vec<&str> = entry.attributes.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(names, ["mail", "objectGUID", "member", "mixed"]);
+        assert_eq!(entry.attributes[1].binary, [guid.to_vec()]);
+        assert!(entry.attributes[2].values.is_empty());
+        // One binary value makes the whole attribute binary, in the server's order.
+        assert_eq!(entry.attributes[3].binary, [b"text".to_vec(), guid.to_vec()]);
+        assert!(entry.attributes[3].values.is_empty());
+    }
+
+    #[test]
+    fn malformed_entries_are_refused_not_panicked_on() {
+        let good = || entry_tag(b"cn=a", vec![(b"mail", vec![b"a@b"])]);
+        let mut wrong_op = good();
+        wrong_op.id = 5;
+        let mut primitive_top = good();
+        primitive_top.payload = PL::P(b"cn=a".to_vec());
+        let PL::C(mut parts) = good().payload else { unreachable!() };
+        parts.truncate(1);
+        let no_attributes = StructureTag { class: TagClass::Application, id: 4, payload: PL::C(parts) };
+        let attribute_not_a_pair = StructureTag {
+            class: TagClass::Application,
+            id: 4,
+            payload: PL::C(vec![octets(b"cn=a"), list(16, vec![octets(b"mail")])]),
+        };
+        let values_not_a_set = StructureTag {
+            class: TagClass::Application,
+            id: 4,
+            payload: PL::C(vec![octets(b"cn=a"), list(16, vec![list(16, vec![octets(b"mail"), octets(b"x")])])]),
+        };
+        let dn_not_utf8 = entry_tag(&[0xff, 0xfe], vec![]);
+        let name_not_utf8 = entry_tag(b"cn=a", vec![(&[0xc3, 0x28], vec![b"x"])]);
+        for (what, tag) in [
+            ("another operation", wrong_op),
+            ("a primitive entry", primitive_top),
+            ("no attribute list", no_attributes),
+            ("an attribute without values", attribute_not_a_pair),
+            ("values that are not a set", values_not_a_set),
+            ("a DN that is not UTF-8", dn_not_utf8),
+            ("an attribute name that is not UTF-8", name_not_utf8),
+        ] {
+            assert_eq!(decode_entry(tag), None, "{what}");
+        }
+    }
 
     #[test]
     fn result_texts_name_the_code() {

@@ -40,6 +40,8 @@ pub enum DirectoryError {
     InvalidFilter { detail: String },
     #[error("the connection to {server} was lost during the {operation} (the server closed it or went away): {detail}")]
     ConnectionLost { server: String, operation: &'static str, detail: String },
+    #[error("{server} sent a malformed response: {detail}")]
+    MalformedResponse { server: String, detail: String },
     #[error("{operation} on {server} failed: {detail}")]
     Operation { server: String, operation: &'static str, detail: String },
 }
@@ -68,6 +70,7 @@ impl DirectoryError {
             Self::Search { .. } => "SearchFailed",
             Self::InvalidFilter { .. } => "InvalidFilter",
             Self::ConnectionLost { .. } => "ConnectionLost",
+            Self::MalformedResponse { .. } => "MalformedResponse",
             Self::Operation { .. } => "OperationFailed",
         }
     }

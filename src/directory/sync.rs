@@ -13,7 +13,7 @@ use super::tls;
 use crate::api::{LdapConnectionSpec, TlsMode};
 use crate::domain::duration::parse_duration;
 use crate::domain::profile::{FilterError, ReadPlan, read_plan};
-use crate::domain::snapshot::{ConnectionRef, RawEntry, Snapshot, SnapshotBuilder, SnapshotError};
+use crate::domain::snapshot::{ConnectionRef, Snapshot, SnapshotBuilder, SnapshotError};
 use crate::domain::srv::{SrvTarget, order_targets, parse_host_port, srv_names};
 use crate::secret::Secret;
 
@@ -306,9 +306,8 @@ impl PreparedConnection {
                     if failure.is_some() {
                         return;
                     }
-                    let raw = RawEntry { dn: entry.dn, attrs: entry.attrs, bin_attrs: entry.bin_attrs };
                     let before = builder.len();
-                    match builder.add(query.kind, raw) {
+                    match builder.add(query.kind, entry) {
                         Ok(pending) => pending_ranges.extend(pending),
                         Err(e) => failure = Some(e),
                     }
@@ -328,8 +327,7 @@ impl PreparedConnection {
                 let Some(entry) = session.read_entry(&pending.group_dn, &[attr.as_str()]).await? else {
                     break;
                 };
-                let raw = RawEntry { dn: entry.dn, attrs: entry.attrs, bin_attrs: entry.bin_attrs };
-                match builder.add_range(&pending, raw) {
+                match builder.add_range(&pending, entry) {
                     Some(next) => pending = next,
                     None => break,
                 }
@@ -348,6 +346,7 @@ fn fails_over(e: &DirectoryError) -> bool {
             | DirectoryError::TlsHandshake { .. }
             | DirectoryError::OperationTimeout { .. }
             | DirectoryError::ConnectionLost { .. }
+            | DirectoryError::MalformedResponse { .. }
             | DirectoryError::Operation { .. }
             | DirectoryError::KerberosBind { .. }
             | DirectoryError::Search { code: 51 | 52, .. }

@@ -92,6 +92,17 @@ pub fn encode(snapshot: &Snapshot) -> Result<Encoded, CodecError> {
     Ok(Encoded { bytes, hash })
 }
 
+/// [`encode`] and [`content_hash`] together, the hash on a second thread: both walk every object,
+/// and this is the part of a sync where the directory server has nothing left to do.
+pub fn encode_and_hash(snapshot: &Snapshot) -> Result<(Encoded, String), CodecError> {
+    std::thread::scope(|scope| {
+        let hashing = scope.spawn(|| content_hash(snapshot));
+        let encoded = encode(snapshot)?;
+        let hash = hashing.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+        Ok((encoded, hash))
+    })
+}
+
 /// SHA-256 (hex) of what a snapshot says about the directory — objects, memberships, where they
 /// come from — leaving out when it was read and from which server. Two reads of an unchanged
 /// directory give the same value; it names a held snapshot for `ldapsync.io/approve-deletions`.

@@ -128,38 +128,54 @@ impl fmt::Display for Dn {
 
 /// The normalised form of a DN string, or the error.
 pub fn normalize(input: &str) -> Result<String, DnError> {
-    match normalize_simple(input) {
-        Some(fast) => Ok(fast),
-        None => Dn::parse(input).map(|dn| dn.to_string()),
+    let mut out = String::with_capacity(input.len());
+    normalize_into(input, &mut out)?;
+    Ok(out)
+}
+
+/// [`normalize`] into a buffer the caller reuses (member DNs are normalised only to look them
+/// up, 100k times in a large sync).
+pub fn normalize_into(input: &str, out: &mut String) -> Result<(), DnError> {
+    out.clear();
+    if normalize_simple(input, out) {
+        return Ok(());
     }
+    out.clear();
+    let dn = Dn::parse(input)?;
+    out.push_str(&dn.to_string());
+    Ok(())
 }
 
 /// The common case without parsing into parts: ASCII, no escapes, quotes, `+`, `#` or `;`, and
-/// single-valued RDNs. `None` sends the DN through the full parser. Gives the same result.
-fn normalize_simple(input: &str) -> Option<String> {
+/// single-valued RDNs. `false` sends the DN through the full parser. Gives the same result.
+fn normalize_simple(input: &str, out: &mut String) -> bool {
     let bytes = input.as_bytes();
     if bytes.is_empty() || !input.is_ascii() || bytes.iter().any(|b| matches!(b, b'\\' | b'"' | b'+' | b'#' | b';' | 0))
     {
-        return None;
+        return false;
     }
-    let mut out = String::with_capacity(input.len());
     for rdn in input.split(',') {
-        let (attr, value) = rdn.split_once('=')?;
+        let Some((attr, value)) = rdn.split_once('=') else {
+            return false;
+        };
         let attr = attr.trim_matches(' ');
         let value = value.trim_matches(' ');
         let plain_attr = attr.as_bytes().first().is_some_and(u8::is_ascii_alphabetic)
             && attr.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
         if !plain_attr || value.is_empty() || value.contains('=') || value.contains("  ") {
-            return None;
+            return false;
         }
         if !out.is_empty() {
             out.push(',');
         }
-        out.extend(attr.chars().map(|c| c.to_ascii_lowercase()));
+        let start = out.len();
+        out.push_str(attr);
         out.push('=');
-        out.extend(value.chars().map(|c| c.to_ascii_lowercase()));
+        out.push_str(value);
+        // All ASCII (checked above), so lowercasing bytes in place keeps the string valid.
+        out[start..].make_ascii_lowercase();
     }
-    Some(out)
+    true
 }
 
 fn write_escaped(f: &mut fmt::Formatter<'_>, value: &str) -> fmt::Result {
@@ -401,12 +417,25 @@ mod tests {
             "cn=a,",
             "CN=Müller,O=x",
         ];
+        let fast = |input: &str| {
+            let mut out = String::from("left over from the previous DN");
+            out.clear();
+            normalize_simple(input, &mut out).then_some(out)
+        };
         for input in inputs {
-            if let Some(fast) = normalize_simple(input) {
+            if let Some(fast) = fast(input) {
                 assert_eq!(Dn::parse(input).map(|d| d.to_string()).as_deref(), Ok(fast.as_str()), "{input}");
             }
         }
-        assert!(normalize_simple(inputs[0]).is_some() && normalize_simple(inputs[1]).is_some());
+        assert!(fast(inputs[0]).is_some() && fast(inputs[1]).is_some());
+        // A reused buffer holds exactly the new DN, by either path.
+        let mut buffer = String::new();
+        for input in inputs {
+            match normalize_into(input, &mut buffer) {
+                Ok(()) => assert_eq!(Ok(buffer.clone()), normalize(input), "{input}"),
+                Err(_) => assert!(normalize(input).is_err(), "{input}"),
+            }
+        }
     }
 
     #[test]

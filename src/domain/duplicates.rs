@@ -29,9 +29,14 @@ impl DuplicateReport {
 /// Checks user names and addresses over every object of `snapshots`, each labelled with its
 /// connection (`namespace/name`). Deterministic: the same input gives the same report.
 pub fn find_duplicates<'a>(snapshots: impl IntoIterator<Item = &'a Snapshot>) -> DuplicateReport {
+    let snapshots: Vec<&Snapshot> = snapshots.into_iter().collect();
+    // Sized up front: growing a map of 100k entries rehashes it a dozen times.
+    let objects = snapshots.iter().map(|s| s.objects.len()).sum();
+    let address_count = snapshots.iter().flat_map(|s| &s.objects).map(|o| o.addresses.len()).sum();
     // First holder and (if any) second holder of each value; values are compared lowercased.
-    let mut names: FxHashMap<Cow<'a, str>, Seen<'a>> = FxHashMap::default();
-    let mut addresses: FxHashMap<&'a str, Seen<'a>> = FxHashMap::default();
+    let mut names: FxHashMap<Cow<'a, str>, Seen<'a>> = FxHashMap::with_capacity_and_hasher(objects, Default::default());
+    let mut addresses: FxHashMap<&'a str, Seen<'a>> =
+        FxHashMap::with_capacity_and_hasher(address_count, Default::default());
     for snapshot in snapshots {
         let connection = snapshot.connection.name.as_str();
         for object in &snapshot.objects {

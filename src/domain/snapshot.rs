@@ -1,10 +1,7 @@
 //! The snapshot: every cached object of one connection, its addresses and group memberships,
 //! built from directory entries in a deterministic order.
 
-use std::collections::HashMap;
-
 use rustc_hash::FxHashMap;
-
 use serde::{Deserialize, Serialize};
 
 use super::address::AddressSet;
@@ -115,21 +112,31 @@ impl Snapshot {
     }
 }
 
-/// An entry as read from the directory: text and binary attribute values by attribute name.
-#[derive(Debug, Clone, Default)]
+/// An entry as read from the directory: its DN and its attributes in the order the server sent
+/// them (an entry has a handful, so a scan beats a map).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RawEntry {
     pub dn: String,
-    pub attrs: HashMap<String, Vec<String>>,
-    pub bin_attrs: HashMap<String, Vec<Vec<u8>>>,
+    pub attributes: Vec<RawAttribute>,
+}
+
+/// One attribute of an entry. Values that are all UTF-8 are text; an attribute with any other
+/// value (objectGUID, for one) keeps all its values as bytes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RawAttribute {
+    pub name: String,
+    pub values: Vec<String>,
+    pub binary: Vec<Vec<u8>>,
 }
 
 impl RawEntry {
-    /// Values of `name`, compared case-insensitively as LDAP attribute names are.
+    fn attribute(&self, name: &str) -> Option<&RawAttribute> {
+        self.attributes.iter().find(|a| a.name.eq_ignore_ascii_case(name))
+    }
+
+    /// Text values of `name`, compared case-insensitively as LDAP attribute names are.
     pub fn values(&self, name: &str) -> &[String] {
-        if let Some(v) = self.attrs.get(name) {
-            return v;
-        }
-        self.attrs.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map_or(&[], |(_, v)| v.as_slice())
+        self.attribute(name).map_or(&[], |a| a.values.as_slice())
     }
 
     pub fn first(&self, name: &str) -> Option<&str> {
@@ -137,11 +144,7 @@ impl RawEntry {
     }
 
     fn binary(&self, name: &str) -> Option<&[u8]> {
-        let found = self
-            .bin_attrs
-            .get(name)
-            .or_else(|| self.bin_attrs.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v));
-        found.and_then(|v| v.first()).map(Vec::as_slice)
+        self.attribute(name).and_then(|a| a.binary.first()).map(Vec::as_slice)
     }
 }
 
@@ -286,12 +289,11 @@ impl SnapshotBuilder {
         let mut members = Vec::new();
         if kind == ObjectKind::Group {
             for attr in &n.members {
-                let names: Vec<String> = entry.attrs.keys().filter(|k| is_member_attribute(k, attr)).cloned().collect();
-                for name in names {
-                    if let Some(range) = parse_range_attribute(&name, attr).and_then(|r| r.end) {
+                for found in entry.attributes.iter_mut().filter(|a| is_member_attribute(&a.name, attr)) {
+                    if let Some(range) = parse_range_attribute(&found.name, attr).and_then(|r| r.end) {
                         pending.push(PendingRange { group_dn: entry.dn.clone(), attr: attr.clone(), next: range + 1 });
                     }
-                    members.extend(entry.attrs.remove(&name).unwrap_or_default());
+                    members.append(&mut found.values);
                 }
             }
         }
@@ -325,8 +327,9 @@ impl SnapshotBuilder {
     }
 
     fn add_members(&mut self, group: u32, members: Vec<String>) {
+        let mut key = String::new();
         for member in members {
-            match dn::normalize(&member).ok().and_then(|key| self.by_dn.get(&key).copied()) {
+            match dn::normalize_into(&member, &mut key).ok().and_then(|()| self.by_dn.get(key.as_str()).copied()) {
                 Some(m) => self.memberships.push((m, group)),
                 None => self.pending_members.push((group, member)),
             }
@@ -338,9 +341,9 @@ impl SnapshotBuilder {
         let key = dn::normalize(&pending.group_dn).ok()?;
         let index = *self.by_dn.get(&key)?;
         let mut next = None;
-        for (name, values) in entry.attrs {
-            if let Some(range) = parse_range_attribute(&name, &pending.attr) {
-                self.add_members(index, values);
+        for attribute in entry.attributes {
+            if let Some(range) = parse_range_attribute(&attribute.name, &pending.attr) {
+                self.add_members(index, attribute.values);
                 next = range.end.map(|end| PendingRange { next: end + 1, ..pending.clone() });
             }
         }
@@ -363,8 +366,9 @@ impl SnapshotBuilder {
         for (member, group) in memberships {
             groups_of[member as usize].push(group);
         }
+        let mut key = String::new();
         for (group, member) in &pending_members {
-            match dn::normalize(member).ok().and_then(|key| by_dn.get(&key).copied()) {
+            match dn::normalize_into(member, &mut key).ok().and_then(|()| by_dn.get(key.as_str()).copied()) {
                 Some(m) => groups_of[m as usize].push(*group),
                 None => unresolved += 1,
             }
@@ -382,13 +386,16 @@ impl SnapshotBuilder {
         for chunk in chunks {
             objects.extend(chunk);
         }
-        for (old, object) in objects.iter_mut().enumerate() {
-            let mut groups: Vec<u32> = groups_of[old].iter().map(|g| target[*g as usize]).collect();
+        for (object, mut groups) in objects.iter_mut().zip(groups_of) {
+            // Renumbered in place: 100k users in a group each would otherwise mean 100k more
+            // allocations and frees.
+            for g in &mut groups {
+                *g = target[*g as usize];
+            }
             groups.sort_unstable();
             groups.dedup();
             object.member_of = groups;
         }
-        drop(groups_of);
         for i in 0..objects.len() {
             while target[i] as usize != i {
                 let j = target[i] as usize;
@@ -431,8 +438,14 @@ pub(crate) mod tests {
     pub(crate) fn entry(dn: &str, attrs: &[(&str, &[&str])]) -> RawEntry {
         RawEntry {
             dn: dn.into(),
-            attrs: attrs.iter().map(|(k, v)| (k.to_string(), v.iter().map(|s| s.to_string()).collect())).collect(),
-            bin_attrs: HashMap::new(),
+            attributes: attrs
+                .iter()
+                .map(|(k, v)| RawAttribute {
+                    name: k.to_string(),
+                    values: v.iter().map(|s| s.to_string()).collect(),
+                    binary: Vec::new(),
+                })
+                .collect(),
         }
     }
 
