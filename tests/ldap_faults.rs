@@ -26,6 +26,8 @@ enum Script {
     Silent,
     /// Sends this many entries of the first search, then closes the connection.
     DropAfter(usize),
+    /// Sends this many entries of the first search, then keeps the connection open in silence.
+    StallAfter(usize),
 }
 
 fn ber_length(len: usize) -> Vec<u8> {
@@ -130,13 +132,16 @@ async fn scripted_server(script: Script) -> u16 {
                         (0x60, _) => message(id, result(0x61, 0, "")),
                         (0x42, _) => return,
                         (0x63, Script::SearchResult(code)) => message(id, result(0x65, code, "scripted answer")),
-                        (0x63, Script::DropAfter(n)) => {
+                        (0x63, Script::DropAfter(n) | Script::StallAfter(n)) => {
                             let mut out = Vec::new();
                             for i in 0..n {
                                 out.extend(message(id, entry(&format!("uid=partial{i},ou=people,dc=example,dc=test"))));
                             }
                             let _ = tls.write_all(&out).await;
                             let _ = tls.flush().await;
+                            if let Script::StallAfter(_) = script {
+                                tokio::time::sleep(Duration::from_secs(3600)).await;
+                            }
                             return; // the connection drops in the middle of the search
                         }
                         (_, _) => message(id, result(0x78, 53, "not scripted")),
@@ -218,6 +223,21 @@ async fn a_server_that_never_answers_times_out_and_is_reported() {
     assert_eq!(err.reason(), "NoDomainControllerReachable", "{err}");
     assert!(err.to_string().contains("timed out") || err.to_string().contains("timeout"), "{err}");
     assert!(took < Duration::from_secs(5), "the 1 s connect timeout did not fire: {took:?}");
+}
+
+#[tokio::test]
+async fn a_server_that_stalls_mid_search_times_out_after_the_operation_timeout() {
+    let port = scripted_server(Script::StallAfter(3)).await;
+    let case = Case::new();
+    let started = Instant::now();
+    let err = case.sync(&[format!("127.0.0.1:{port}")]).await.expect_err("a stalled search");
+    let took = started.elapsed();
+    // Every server timing out reads as an outage; the message names the search that went quiet.
+    assert_eq!(err.reason(), "NoDomainControllerReachable", "{err}");
+    assert!(err.to_string().contains("search on 127.0.0.1") && err.to_string().contains("timed out after 2s"), "{err}");
+    // `timeouts.operation` is 2 s: silence is reported after 2 to 3 s of it, not before.
+    assert!(took >= Duration::from_secs(2) && took < Duration::from_secs(4), "timed out after {took:?}");
+    assert!(case.stored().is_none(), "nothing may be stored");
 }
 
 #[tokio::test]
