@@ -257,9 +257,11 @@ impl SnapshotBuilder {
     pub fn add(&mut self, kind: ObjectKind, mut entry: RawEntry) -> Result<Vec<PendingRange>, SnapshotError> {
         let key = dn::normalize(&entry.dn)
             .map_err(|e| SnapshotError::BadDn { dn: entry.dn.clone(), reason: e.to_string() })?;
-        if self.by_dn.contains_key(&key) {
-            return Ok(Vec::new());
-        }
+        // One hash of the key for the check and the insert.
+        let slot = match self.by_dn.entry(key) {
+            std::collections::hash_map::Entry::Occupied(_) => return Ok(Vec::new()),
+            std::collections::hash_map::Entry::Vacant(slot) => slot,
+        };
         let n = &self.names;
         let mut addresses = AddressSet::default();
         for attr in &n.email {
@@ -276,9 +278,11 @@ impl SnapshotBuilder {
                     format_guid(text.as_bytes())
                 }
                 Some(text) => text.to_owned(),
-                None => key.clone(),
+                None => slot.key().clone(),
             },
         };
+        let index = self.count as u32;
+        slot.insert(index);
         let disabled = kind == ObjectKind::User
             && n.account_control
                 .as_deref()
@@ -309,8 +313,6 @@ impl SnapshotBuilder {
             member_of: Vec::new(),
             dn: entry.dn,
         };
-        let index = self.count as u32;
-        self.by_dn.insert(key, index);
         match self.chunks.last_mut() {
             Some(chunk) if chunk.len() < CHUNK => chunk.push(object),
             _ => {
