@@ -25,11 +25,24 @@ fn fuzz<S: Strategy>(name: &str, strategy: S, test: impl Fn(S::Value) -> Result<
 where
     S::Value: std::fmt::Debug,
 {
+    fuzz_in_rounds_of(2_000, name, strategy, test);
+}
+
+/// [`fuzz`] with rounds of `cases` (smaller rounds for targets whose cases are expensive, so that
+/// the single round of a regular test run stays short).
+fn fuzz_in_rounds_of<S: Strategy>(
+    cases: u32,
+    name: &str,
+    strategy: S,
+    test: impl Fn(S::Value) -> Result<(), TestCaseError>,
+) where
+    S::Value: std::fmt::Debug,
+{
     let budget = std::env::var("LDAPSYNC_FUZZ_SECONDS").ok().and_then(|s| s.parse().ok()).map(Duration::from_secs);
     let started = Instant::now();
     let mut rounds = 0u64;
     loop {
-        let mut runner = TestRunner::new(Config { cases: 2_000, failure_persistence: None, ..Config::default() });
+        let mut runner = TestRunner::new(Config { cases, failure_persistence: None, ..Config::default() });
         if let Err(e) = runner.run(&strategy, &test) {
             panic!("{name}: {e}");
         }
@@ -38,7 +51,7 @@ where
             break;
         }
     }
-    eprintln!("{name}: {} cases in {:.0?}", rounds * 2_000, started.elapsed());
+    eprintln!("{name}: {} cases in {:.0?}", rounds * u64::from(cases), started.elapsed());
 }
 
 fn corpus_lines(file: &str) -> Vec<String> {
@@ -310,7 +323,7 @@ fn snapshot_decoding() {
             }
         }
     }
-    fuzz("snapshot/round-trip", snapshot(), |s| {
+    fuzz_in_rounds_of(200, "snapshot/round-trip", snapshot(), |s| {
         let a = encode(&s).map_err(|e| TestCaseError::fail(e.to_string()))?;
         let b = encode(&s).map_err(|e| TestCaseError::fail(e.to_string()))?;
         prop_assert_eq!(&a.bytes, &b.bytes);
@@ -323,7 +336,7 @@ fn snapshot_decoding() {
     });
     // One flipped byte anywhere, or a cut anywhere, is always refused.
     let damage = (snapshot(), any::<prop::sample::Index>(), 1u8..=255, any::<bool>());
-    fuzz("snapshot/damaged", damage, |(s, at, flip, cut)| {
+    fuzz_in_rounds_of(200, "snapshot/damaged", damage, |(s, at, flip, cut)| {
         let mut bytes = encode(&s).map_err(|e| TestCaseError::fail(e.to_string()))?.bytes;
         let i = at.index(bytes.len());
         if cut {
@@ -337,7 +350,7 @@ fn snapshot_decoding() {
     // Behind a valid checksum: a damaged encoding, compressed and sealed properly, must still
     // come back as an error or a snapshot — never a panic or an allocation of the declared size.
     let behind = (snapshot(), proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4), 0u64..8);
-    fuzz("snapshot/behind-checksum", behind, |(s, edits, size_skew)| {
+    fuzz_in_rounds_of(200, "snapshot/behind-checksum", behind, |(s, edits, size_skew)| {
         let mut raw = postcard::to_allocvec(&s).map_err(|e| TestCaseError::fail(e.to_string()))?;
         for (at, value) in edits {
             let i = at.index(raw.len());

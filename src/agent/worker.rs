@@ -351,7 +351,7 @@ impl From<SyncError> for Failure {
 }
 
 enum Outcome {
-    Synced { snapshot: Arc<Snapshot>, hash: String, size: u64, duplicates: DuplicateSummary },
+    Synced { snapshot: Arc<Snapshot>, hash: String, content: String, size: u64, duplicates: DuplicateSummary },
     Held(DeletionHeld),
 }
 
@@ -392,7 +392,7 @@ async fn sync(ctx: &AgentContext, conn: &LdapConnection, uid: &str, state: &mut 
     row.message = None;
     state.handled_request = row.last_handled_sync_request.clone();
     match result {
-        Ok(Outcome::Synced { snapshot, hash, size, duplicates }) => {
+        Ok(Outcome::Synced { snapshot, hash, content, size, duplicates }) => {
             ctx.metrics.syncs[0].fetch_add(1, Ordering::Relaxed);
             let counts = snapshot.counts();
             row.phase = Some(NodePhase::Synced);
@@ -406,6 +406,7 @@ async fn sync(ctx: &AgentContext, conn: &LdapConnection, uid: &str, state: &mut 
             });
             row.duplicates = Some(duplicates);
             row.snapshot_hash = Some(hash);
+            row.content_hash = Some(content);
             row.snapshot_size = Some(size as i64);
             row.message =
                 Some(format!("synced {} objects in {:.1} s", snapshot.objects.len(), clock.elapsed().as_secs_f64()));
@@ -499,7 +500,7 @@ async fn sync_once(ctx: &AgentContext, conn: &LdapConnection, uid: &str) -> Resu
         addresses: report.addresses as i64,
         examples: report.examples,
     };
-    Ok(Outcome::Synced { snapshot, hash: encoded.hash, size: encoded.bytes.len() as u64, duplicates })
+    Ok(Outcome::Synced { snapshot, hash: encoded.hash, content, size: encoded.bytes.len() as u64, duplicates })
 }
 
 /// Reads the Secrets and ConfigMaps the spec references, fresh for each sync.

@@ -430,9 +430,14 @@ pub struct NodeStatus {
     /// Duplicates found in the cached snapshot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duplicates: Option<DuplicateSummary>,
-    /// SHA-256 (hex) of the cached snapshot.
+    /// SHA-256 (hex) of the cached snapshot file (it includes when and from which server it was
+    /// read).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot_hash: Option<String>,
+    /// SHA-256 (hex) of what the cached snapshot says about the directory, leaving out when and
+    /// from which server it was read: pods that read the same directory show the same value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_hash: Option<String>,
     /// Encoded size of the cached snapshot in bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot_size: Option<i64>,
