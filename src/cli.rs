@@ -255,9 +255,9 @@ pub fn load_store(store_dir: &Path) -> Result<Vec<std::sync::Arc<crate::domain::
 }
 
 /// Answers an address lookup from a local store, as the agent's lookup API would.
-pub fn lookup(address: &str, store_dir: &Path) -> Result<Option<crate::domain::index::AddressAnswer>, CliError> {
+pub fn lookup(address: &str, store_dir: &Path) -> Result<Option<serde_json::Value>, CliError> {
     let index = crate::domain::index::Index::build(load_store(store_dir)?);
-    Ok(index.lookup_address(address))
+    Ok(index.lookup_address(address).and_then(|answer| serde_json::to_value(answer).ok()))
 }
 
 fn resolver(dns_server: Option<&str>, prepared: &PreparedConnection) -> Result<DnsResolver, CliError> {

@@ -16,27 +16,27 @@ struct Ref {
     object: u32,
 }
 
-/// A group as shown in lookups.
+/// A group as shown in lookups, borrowed from the index: an answer is serialised, not kept.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct GroupRef {
-    pub dn: String,
-    pub name: Option<String>,
-    pub address: Option<String>,
+pub struct GroupRef<'a> {
+    pub dn: &'a str,
+    pub name: Option<&'a str>,
+    pub address: Option<&'a str>,
 }
 
 /// The answer to an address lookup.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct AddressAnswer {
+pub struct AddressAnswer<'a> {
     pub address: String,
     pub kind: &'static str,
-    pub dn: String,
-    pub display_name: Option<String>,
+    pub dn: &'a str,
+    pub display_name: Option<&'a str>,
     /// `namespace/name` of the connection.
-    pub connection: String,
+    pub connection: &'a str,
     pub disabled: bool,
     /// Every group the object belongs to, directly or through nested groups.
-    pub groups: Vec<GroupRef>,
+    pub groups: Vec<GroupRef<'a>>,
     /// Other objects holding the same address (a duplicate), as `connection: dn`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub also_held_by: Vec<String>,
@@ -65,6 +65,8 @@ pub struct Suggestion {
 #[derive(Debug, Default)]
 pub struct Index {
     snapshots: Vec<Arc<Snapshot>>,
+    /// `namespace/name` of each snapshot's connection, as answers show it.
+    connection_names: Vec<String>,
     by_address: FxHashMap<Box<str>, Vec<Ref>>,
     by_dn: FxHashMap<String, Ref>,
     /// Direct members of each group, per snapshot.
@@ -101,6 +103,8 @@ impl Index {
             index.members.push(members);
         }
         index.completions.sort_unstable_by(|a, b| (&a.0, &a.2).cmp(&(&b.0, &b.2)));
+        index.connection_names =
+            snapshots.iter().map(|s| format!("{}/{}", s.connection.namespace, s.connection.name)).collect();
         index.snapshots = snapshots;
         index
     }
@@ -114,9 +118,8 @@ impl Index {
         &self.snapshots[r.snapshot as usize].objects[r.object as usize]
     }
 
-    fn connection(&self, r: Ref) -> String {
-        let c = &self.snapshots[r.snapshot as usize].connection;
-        format!("{}/{}", c.namespace, c.name)
+    fn connection(&self, r: Ref) -> &str {
+        &self.connection_names[r.snapshot as usize]
     }
 
     /// Whether any object holds `address` (case-insensitive): the gateway's "is this ours?".
@@ -125,7 +128,7 @@ impl Index {
     }
 
     /// The object holding `address` (case-insensitive) with its transitive groups.
-    pub fn lookup_address(&self, address: &str) -> Option<AddressAnswer> {
+    pub fn lookup_address(&self, address: &str) -> Option<AddressAnswer<'_>> {
         let key = lowercase(address.trim()).into_owned();
         let refs = self.by_address.get(key.as_str())?;
         let first = *refs.first()?;
@@ -137,17 +140,17 @@ impl Index {
             .map(|g| {
                 let group = &snapshot.objects[g as usize];
                 GroupRef {
-                    dn: group.dn.clone(),
-                    name: group.account_name.clone().or_else(|| group.display_name.clone()),
-                    address: group.primary_address.clone(),
+                    dn: &group.dn,
+                    name: group.account_name.as_deref().or(group.display_name.as_deref()),
+                    address: group.primary_address.as_deref(),
                 }
             })
             .collect();
         Some(AddressAnswer {
             address: key,
             kind: object.kind.as_str(),
-            dn: object.dn.clone(),
-            display_name: object.display_name.clone(),
+            dn: &object.dn,
+            display_name: object.display_name.as_deref(),
             connection: self.connection(first),
             disabled: object.disabled,
             groups,
@@ -313,15 +316,12 @@ mod tests {
     fn address_lookup_with_transitive_groups_and_duplicates() {
         let index = sample();
         let alice = index.lookup_address("Alice@Corp.Example.com").expect("found");
-        assert_eq!(
-            (alice.kind, alice.dn.as_str(), alice.connection.as_str()),
-            ("contact", "CN=Ext,DC=corp", "mail/partners")
-        );
+        assert_eq!((alice.kind, alice.dn, alice.connection), ("contact", "CN=Ext,DC=corp", "mail/partners"));
         assert_eq!(alice.also_held_by, ["mail/staff: CN=Alice,DC=corp"]);
         let al = index.lookup_address("al@corp.example.com").expect("found");
-        let groups: Vec<&str> = al.groups.iter().map(|g| g.dn.as_str()).collect();
+        let groups: Vec<&str> = al.groups.iter().map(|g| g.dn).collect();
         assert_eq!(groups, ["CN=All,DC=corp", "CN=Sales,DC=corp"]);
-        assert_eq!(al.groups[1].address.as_deref(), Some("sales@corp.example.com"));
+        assert_eq!(al.groups[1].address, Some("sales@corp.example.com"));
         assert!(index.lookup_address("bob@corp.example.com").expect("bob").disabled);
         assert_eq!(index.lookup_address("nobody@corp.example.com"), None);
         assert!(index.has_address("AL@corp.example.com") && !index.has_address("nobody@corp.example.com"));
