@@ -64,6 +64,8 @@ fn check_dn(input: &str) -> Result<(), TestCaseError> {
     let normal = normalize(input);
     prop_assert_eq!(parsed.is_ok(), normal.is_ok(), "parse and normalize disagree on {:?}", input);
     if let (Ok(dn), Ok(n)) = (parsed, normal) {
+        // The fast path for plain DNs gives exactly the full parser's normal form.
+        prop_assert_eq!(&n, &dn.to_string(), "normalize and the parser's form differ for {:?}", input);
         // The normal form parses to the same DN and is a fixed point.
         let again = Dn::parse(&n).map_err(|e| TestCaseError::fail(format!("{n:?} from {input:?}: {e}")))?;
         prop_assert_eq!(&again, &dn, "{:?} -> {:?}", input, n);
