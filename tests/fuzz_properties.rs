@@ -54,6 +54,19 @@ fn fuzz_in_rounds_of<S: Strategy>(
     eprintln!("{name}: {} cases in {:.0?}", rounds * u64::from(cases), started.elapsed());
 }
 
+/// (file name, bytes) of every file in a corpus folder.
+fn corpus_files(folder: &str) -> Vec<(String, Vec<u8>)> {
+    let path = format!("{CORPUS}/{folder}");
+    std::fs::read_dir(&path)
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+        .map(|entry| {
+            let path = entry.expect("corpus entry").path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+            (name, std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+        })
+        .collect()
+}
+
 fn corpus_lines(file: &str) -> Vec<String> {
     let path = format!("{CORPUS}/{file}");
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}")).lines().map(str::to_owned).collect()
@@ -207,11 +220,8 @@ fn keytab(entries: &[(Vec<String>, String, usize)]) -> Vec<u8> {
 
 #[test]
 fn keytab_parsing() {
-    for entry in std::fs::read_dir(format!("{CORPUS}/keytab")).expect("keytab corpus") {
-        let path = entry.expect("entry").path();
-        let bytes = std::fs::read(&path).expect("read");
+    for (name, bytes) in corpus_files("keytab") {
         let result = single_principal(&bytes, None);
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
         assert_eq!(result.is_ok(), name == "one-principal.keytab" || name == "with-hole.keytab", "{name}: {result:?}");
     }
     fuzz("keytab/any", proptest::collection::vec(any::<u8>(), 0..300), |bytes| {
@@ -311,10 +321,7 @@ fn sealed(raw_len: u64, payload: &[u8]) -> Vec<u8> {
 #[test]
 fn snapshot_decoding() {
     // Corpus: the valid files decode, every damaged one is refused with its reason.
-    for entry in std::fs::read_dir(format!("{CORPUS}/snapshot")).expect("snapshot corpus") {
-        let path = entry.expect("entry").path();
-        let bytes = std::fs::read(&path).expect("read");
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+    for (name, bytes) in corpus_files("snapshot") {
         match (name.strip_prefix("valid-"), decode(&bytes)) {
             (Some(_), Ok(snapshot)) => assert_eq!(encode(&snapshot).expect("encode").bytes, bytes, "{name}"),
             (Some(_), Err(e)) => panic!("{name}: {e}"),
