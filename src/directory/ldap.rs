@@ -264,7 +264,8 @@ impl LdapSession {
             // A silent server is caught by a ticker rather than a timeout around every entry (a
             // clock read and a timer registration per entry): three ticks of half the timeout
             // without an entry mean between 1 and 1.5 timeouts of silence.
-            let half = timeout / 2;
+            // (`interval` panics on a zero period; a timeout of a nanosecond must not reach it.)
+            let half = (timeout / 2).max(Duration::from_millis(1));
             let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + half, half);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut quiet_ticks = 0u8;
