@@ -12,7 +12,7 @@ use std::path::Path;
 use ldapsync::api::{LdapConnectionSpec, LdapSyncScheduleSpec};
 use ldapsync::domain::codec;
 use ldapsync::domain::snapshot::{ConnectionRef, Snapshot};
-use ldapsync::domain::validation::{KeyLookup, References, validate};
+use ldapsync::domain::validation::{ReferencedObjects, validate};
 use serde_json::{Value, json};
 use support::{env, read_file};
 
@@ -28,34 +28,12 @@ enum Input {
     Server(Value),
 }
 
-/// Secrets and ConfigMaps of the catalogue's namespace.
-struct Objects {
-    secrets: BTreeMap<&'static str, BTreeMap<&'static str, Vec<u8>>>,
-    config_maps: BTreeMap<&'static str, BTreeMap<&'static str, Vec<u8>>>,
-    schedule: Option<LdapSyncScheduleSpec>,
-}
-
-fn lookup(map: &BTreeMap<&'static str, BTreeMap<&'static str, Vec<u8>>>, name: &str, key: &str) -> KeyLookup {
-    KeyLookup::find(map.get(name), key)
-}
-
-impl References for Objects {
-    fn secret_key(&self, name: &str, key: &str) -> KeyLookup {
-        lookup(&self.secrets, name, key)
-    }
-    fn config_map_key(&self, name: &str, key: &str) -> KeyLookup {
-        lookup(&self.config_maps, name, key)
-    }
-    fn schedule(&self, name: &str) -> Option<LdapSyncScheduleSpec> {
-        (name == "sched").then(|| self.schedule.clone()).flatten()
-    }
-}
-
 fn corpus(file: &str) -> Vec<u8> {
     std::fs::read(format!("{}/tests/corpus/keytab/{file}", env!("CARGO_MANIFEST_DIR"))).expect("corpus keytab")
 }
 
-fn objects(schedule: Option<LdapSyncScheduleSpec>) -> Objects {
+/// Secrets and ConfigMaps of the catalogue's namespace, and its schedule `sched` if given.
+fn objects(schedule: Option<LdapSyncScheduleSpec>) -> ReferencedObjects {
     let mut secrets = BTreeMap::new();
     secrets.insert("pw", BTreeMap::from([("password", b"a-password".to_vec())]));
     secrets.insert("blank", BTreeMap::from([("password", b"\r\n".to_vec())]));
@@ -71,7 +49,16 @@ fn objects(schedule: Option<LdapSyncScheduleSpec>) -> Objects {
         "key-only",
         BTreeMap::from([("ca.crt", b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n".to_vec())]),
     );
-    Objects { secrets, config_maps, schedule }
+    let owned = |map: BTreeMap<&str, BTreeMap<&str, Vec<u8>>>| {
+        map.into_iter()
+            .map(|(name, keys)| (name.to_owned(), keys.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()))
+            .collect()
+    };
+    ReferencedObjects {
+        secrets: owned(secrets),
+        config_maps: owned(config_maps),
+        schedules: schedule.map(|s| ("sched".to_owned(), s)).into_iter().collect(),
+    }
 }
 
 fn merged(base: Value, patch: &Value) -> Value {

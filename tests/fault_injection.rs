@@ -189,7 +189,7 @@ fn sync_stopping_peer_mid_search(
         .spawn()
         .expect("start ldapsync sync");
     let stdout = child.stdout.take().expect("stdout");
-    let reader = std::thread::spawn(move || std::io::read_to_string(stdout).unwrap_or_default());
+    let reader = std::thread::spawn(move || std::io::read_to_string(stdout).expect("read the output of ldapsync sync"));
     let mut stderr = String::new();
     let mut stopped_at = None;
     for line in std::io::BufReader::new(child.stderr.take().expect("stderr")).lines() {

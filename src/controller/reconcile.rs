@@ -19,16 +19,14 @@ use serde_json::json;
 
 use super::metrics::{ConditionCounts, Metrics, Write};
 use super::{ControllerConfig, ErrorCategory, FIELD_MANAGER, schedules};
-use crate::api::{
-    CACHE_CLEANUP_FINALIZER, LdapConnection, LdapConnectionStatus, LdapSyncSchedule, LdapSyncScheduleSpec, NodePhase,
-};
+use crate::api::{CACHE_CLEANUP_FINALIZER, LdapConnection, LdapConnectionStatus, LdapSyncSchedule, NodePhase};
 use crate::domain::conditions::{
     self, Acceptance, DesiredStatus, Facts, SEARCH_BASE_CONFLICT, desired_status, rows_to_remove, status_differs,
     transitions,
 };
 use crate::domain::dn::Dn;
 use crate::domain::search_base::{Claim, judge};
-use crate::domain::validation::{KeyLookup, References, Rejection, normalize_domain, validate, validate_spec};
+use crate::domain::validation::{ReferencedObjects, Rejection, normalize_domain, validate, validate_spec};
 use crate::store::configmap::LABEL_CONNECTION_UID;
 
 /// A failed reconcile step.
@@ -418,7 +416,7 @@ async fn accept(conn: &LdapConnection, ctx: &Context, ns: &str) -> Result<Accept
             ),
         }));
     }
-    let refs = Fetched::load(conn, ctx, ns).await?;
+    let refs = load_references(conn, ctx, ns).await?;
     Ok(match validate(&conn.spec, &refs) {
         Ok(accepted) => {
             Acceptance::Accepted { kerberos_principal: accepted.kerberos_principal, overlaps: verdict.overlaps }
@@ -432,77 +430,55 @@ fn created(c: &LdapConnection) -> i64 {
 }
 
 /// The Secrets and ConfigMaps a connection references, read fresh from the API, and its schedule.
-struct Fetched {
-    secrets: BTreeMap<String, Option<BTreeMap<String, Vec<u8>>>>,
-    config_maps: BTreeMap<String, Option<BTreeMap<String, Vec<u8>>>>,
-    schedules: BTreeMap<String, LdapSyncScheduleSpec>,
-}
-
-impl Fetched {
-    async fn load(conn: &LdapConnection, ctx: &Context, ns: &str) -> Result<Self, ReconcileError> {
-        let spec = &conn.spec;
-        let mut secret_names = BTreeSet::new();
-        if let Some(s) = &spec.auth.simple {
-            secret_names.insert(s.password_secret_ref.name.clone());
-        }
-        if let Some(k) = &spec.auth.kerberos {
-            secret_names.insert(k.keytab_secret_ref.name.clone());
-        }
-        let ca = spec.tls.ca.as_ref();
-        if let Some(r) = ca.and_then(|c| c.secret_ref.as_ref()) {
-            secret_names.insert(r.name.clone());
-        }
-        let secret_api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
-        let mut secrets = BTreeMap::new();
-        for name in secret_names {
-            let found = secret_api.get_opt(&name).await.map_err(|source| ReconcileError::ReadReference {
-                kind: "Secret",
-                name: name.clone(),
-                source,
-            })?;
-            let data = found.map(|s| s.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)).collect());
-            secrets.insert(name, data);
-        }
-        let mut config_maps = BTreeMap::new();
-        if let Some(r) = ca.and_then(|c| c.config_map_ref.as_ref()) {
-            let cm_api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), ns);
-            let found = cm_api.get_opt(&r.name).await.map_err(|source| ReconcileError::ReadReference {
-                kind: "ConfigMap",
-                name: r.name.clone(),
-                source,
-            })?;
-            let data = found.map(|m| {
-                let mut keys: BTreeMap<String, Vec<u8>> =
-                    m.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.into_bytes())).collect();
-                keys.extend(m.binary_data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)));
-                keys
-            });
-            config_maps.insert(r.name.clone(), data);
-        }
-        let mut schedules = BTreeMap::new();
-        if let Some(r) = &spec.schedule_ref
-            && let Some(s) = ctx.schedules.get(&ObjectRef::new(&r.name).within(ns))
-        {
-            schedules.insert(r.name.clone(), s.spec.clone());
-        }
-        Ok(Self { secrets, config_maps, schedules })
+/// Reads what `conn` references, fresh from the API (Secrets, the CA ConfigMap) and from the
+/// schedule cache; an object that does not exist is left out.
+async fn load_references(conn: &LdapConnection, ctx: &Context, ns: &str) -> Result<ReferencedObjects, ReconcileError> {
+    let spec = &conn.spec;
+    let mut secret_names = BTreeSet::new();
+    if let Some(s) = &spec.auth.simple {
+        secret_names.insert(s.password_secret_ref.name.clone());
     }
-}
-
-fn key_of(map: &BTreeMap<String, Option<BTreeMap<String, Vec<u8>>>>, name: &str, key: &str) -> KeyLookup {
-    KeyLookup::find(map.get(name).and_then(Option::as_ref), key)
-}
-
-impl References for Fetched {
-    fn secret_key(&self, name: &str, key: &str) -> KeyLookup {
-        key_of(&self.secrets, name, key)
+    if let Some(k) = &spec.auth.kerberos {
+        secret_names.insert(k.keytab_secret_ref.name.clone());
     }
-    fn config_map_key(&self, name: &str, key: &str) -> KeyLookup {
-        key_of(&self.config_maps, name, key)
+    let ca = spec.tls.ca.as_ref();
+    if let Some(r) = ca.and_then(|c| c.secret_ref.as_ref()) {
+        secret_names.insert(r.name.clone());
     }
-    fn schedule(&self, name: &str) -> Option<LdapSyncScheduleSpec> {
-        self.schedules.get(name).cloned()
+    let secret_api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    let mut secrets = BTreeMap::new();
+    for name in secret_names {
+        let found = secret_api.get_opt(&name).await.map_err(|source| ReconcileError::ReadReference {
+            kind: "Secret",
+            name: name.clone(),
+            source,
+        })?;
+        if let Some(found) = found {
+            secrets.insert(name, found.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)).collect());
+        }
     }
+    let mut config_maps = BTreeMap::new();
+    if let Some(r) = ca.and_then(|c| c.config_map_ref.as_ref()) {
+        let cm_api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), ns);
+        let found = cm_api.get_opt(&r.name).await.map_err(|source| ReconcileError::ReadReference {
+            kind: "ConfigMap",
+            name: r.name.clone(),
+            source,
+        })?;
+        if let Some(m) = found {
+            let mut keys: BTreeMap<String, Vec<u8>> =
+                m.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.into_bytes())).collect();
+            keys.extend(m.binary_data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)));
+            config_maps.insert(r.name.clone(), keys);
+        }
+    }
+    let mut schedules = BTreeMap::new();
+    if let Some(r) = &spec.schedule_ref
+        && let Some(s) = ctx.schedules.get(&ObjectRef::new(&r.name).within(ns))
+    {
+        schedules.insert(r.name.clone(), s.spec.clone());
+    }
+    Ok(ReferencedObjects { secrets, config_maps, schedules })
 }
 
 fn json_patch(ops: serde_json::Value) -> Patch<()> {

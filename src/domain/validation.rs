@@ -1,6 +1,8 @@
 //! Whether an `LdapConnection` can be accepted: its own fields, then what it references (Secrets,
 //! ConfigMaps, the schedule). Every rejection names the field and a stable reason.
 
+use std::collections::BTreeMap;
+
 use crate::api::{CaSource, LdapConnectionSpec, LdapSyncScheduleSpec, SecretKeyRef, TlsMode};
 use crate::domain::dn::Dn;
 use crate::domain::duration::parse_duration;
@@ -41,7 +43,7 @@ pub enum KeyLookup {
 
 impl KeyLookup {
     /// What `key` finds in an object's data; `None` is an object that does not exist.
-    pub fn find<K: AsRef<str>, V: AsRef<[u8]>>(data: Option<&std::collections::BTreeMap<K, V>>, key: &str) -> Self {
+    pub fn find<K: AsRef<str>, V: AsRef<[u8]>>(data: Option<&BTreeMap<K, V>>, key: &str) -> Self {
         match data {
             None => Self::ObjectMissing,
             Some(keys) => match keys.iter().find(|(k, _)| k.as_ref() == key) {
@@ -57,6 +59,27 @@ pub trait References {
     fn secret_key(&self, name: &str, key: &str) -> KeyLookup;
     fn config_map_key(&self, name: &str, key: &str) -> KeyLookup;
     fn schedule(&self, name: &str) -> Option<LdapSyncScheduleSpec>;
+}
+
+/// Referenced objects already read (by the controller from the API, by tests from a table): name →
+/// key → value. An object absent from its map does not exist.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReferencedObjects {
+    pub secrets: BTreeMap<String, BTreeMap<String, Vec<u8>>>,
+    pub config_maps: BTreeMap<String, BTreeMap<String, Vec<u8>>>,
+    pub schedules: BTreeMap<String, LdapSyncScheduleSpec>,
+}
+
+impl References for ReferencedObjects {
+    fn secret_key(&self, name: &str, key: &str) -> KeyLookup {
+        KeyLookup::find(self.secrets.get(name), key)
+    }
+    fn config_map_key(&self, name: &str, key: &str) -> KeyLookup {
+        KeyLookup::find(self.config_maps.get(name), key)
+    }
+    fn schedule(&self, name: &str) -> Option<LdapSyncScheduleSpec> {
+        self.schedules.get(name).cloned()
+    }
 }
 
 /// What validation learnt about an accepted connection.
@@ -316,30 +339,6 @@ mod tests {
 
     use super::*;
 
-    /// Objects of one namespace: `kind/name` → key → value.
-    #[derive(Default)]
-    struct Objects {
-        secrets: BTreeMap<String, BTreeMap<String, Vec<u8>>>,
-        config_maps: BTreeMap<String, BTreeMap<String, Vec<u8>>>,
-        schedules: BTreeMap<String, LdapSyncScheduleSpec>,
-    }
-
-    fn lookup(map: &BTreeMap<String, BTreeMap<String, Vec<u8>>>, name: &str, key: &str) -> KeyLookup {
-        KeyLookup::find(map.get(name), key)
-    }
-
-    impl References for Objects {
-        fn secret_key(&self, name: &str, key: &str) -> KeyLookup {
-            lookup(&self.secrets, name, key)
-        }
-        fn config_map_key(&self, name: &str, key: &str) -> KeyLookup {
-            lookup(&self.config_maps, name, key)
-        }
-        fn schedule(&self, name: &str) -> Option<LdapSyncScheduleSpec> {
-            self.schedules.get(name).cloned()
-        }
-    }
-
     /// A keytab with one entry per principal name given (version 0x0502, one aes key each).
     fn keytab(principals: &[&str]) -> Vec<u8> {
         let mut out = vec![0x05, 0x02];
@@ -365,8 +364,8 @@ mod tests {
 
     const CA: &str = "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUQ0eC0b3ZR7vYd3c9ZPzjzF3VjN0wCgYIKoZIzj0EAwIw\n-----END CERTIFICATE-----\n";
 
-    fn objects() -> Objects {
-        let mut o = Objects::default();
+    fn objects() -> ReferencedObjects {
+        let mut o = ReferencedObjects::default();
         o.secrets.insert("pw".into(), BTreeMap::from([("password".to_owned(), b"s3cret\n".to_vec())]));
         o.secrets.insert("empty-pw".into(), BTreeMap::from([("password".to_owned(), b"\n".to_vec())]));
         o.secrets.insert("kt".into(), BTreeMap::from([("keytab".to_owned(), keytab(&["svc-sync@CORP.EXAMPLE.TEST"]))]));
