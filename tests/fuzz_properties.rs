@@ -38,7 +38,13 @@ fn fuzz_in_rounds_of<S: Strategy>(
 ) where
     S::Value: std::fmt::Debug,
 {
-    let budget = std::env::var("LDAPSYNC_FUZZ_SECONDS").ok().and_then(|s| s.parse().ok()).map(Duration::from_secs);
+    // Unset: one round (a regular test run). Set but not a number of seconds: a loud failure, not
+    // a silent single round.
+    let budget = std::env::var("LDAPSYNC_FUZZ_SECONDS").ok().map(|s| {
+        Duration::from_secs(
+            s.parse().unwrap_or_else(|_| panic!("LDAPSYNC_FUZZ_SECONDS={s:?} is not a number of seconds")),
+        )
+    });
     let started = Instant::now();
     let mut rounds = 0u64;
     loop {
