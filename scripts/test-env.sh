@@ -10,13 +10,19 @@
 #   dnsmasq          SRV records for example.test on 127.0.0.1:5353 (ldap3.example.test, 127.0.0.4,
 #                    is listed at priority 20 but never started: a dead DC); failover.example.test
 #                    lists ldap4 (priority 10) and ldap2 (priority 20)
-#   etcd + kube-apiserver + kube-controller-manager on 127.0.0.1:2379 / 6443
+#   etcd + kube-apiserver + kube-controller-manager on 127.0.0.1:2379 / 6443 (the API server on every
+#                    address of the namespace; pods reach it as 10.99.0.1, the node's address)
+#   a node           kube-scheduler, kubelet, kube-proxy, containerd + runc + CNI bridge, running the
+#                    images of scripts/image.sh (see scripts/test-env-node.sh); pods reach Samba as
+#                    10.99.0.2 and slapd-1 as 10.99.0.3 through their own DNS (dnsmasq on 10.99.0.1)
+#                    LDAPSYNC_TEST_NODE=off leaves the node out (the benchmarks do)
 #
-# Usage (as root, inside `unshare --net --fork`; scripts/test.sh does this):
+# Usage (as root, inside `unshare --net --mount --propagation private --fork`; scripts/test.sh does
+# this):
 #   test-env.sh up             start everything, seed, write $STATE/env.sh
 #   test-env.sh down           stop everything by saved PIDs
 #   test-env.sh stop PEER      stop one peer (samba, samba-sasl-tls, slapd-1, slapd-2, slapd-3,
-#                              slapd-volume-2, dnsmasq, kube)
+#                              slapd-volume-2, dnsmasq, kube, node)
 #   test-env.sh kill PEER      SIGKILL one slapd (slapd-1, slapd-2, slapd-3, slapd-volume-2)
 #   test-env.sh start PEER     start one stopped peer again, with its data
 #   test-env.sh run CMD...     up, run CMD with the environment, down (also on failure)
@@ -33,9 +39,12 @@ OL_BASE=dc=example,dc=test
 OL_ROOT_PW='slapd-Root-Pw1'
 VOLUME_BASE=dc=volume,dc=test
 VOLUME_USERS=${LDAPSYNC_TEST_VOLUME_USERS:-100000}
+NODE=${LDAPSYNC_TEST_NODE:-on}
 
 log() { echo "[test-env $(date +%T)] $*" >&2; }
 die() { echo "test-env: $*" >&2; exit 1; }
+# shellcheck source=scripts/test-env-node.sh
+source "$here/test-env-node.sh"
 
 require_netns() {
   # Servers must only ever be reachable on a private loopback: refuse to run in the host namespace.
@@ -76,7 +85,7 @@ make_pki() {
   openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj '/CN=unrelated CA' \
     -keyout "$P/other-ca.key" -out "$P/other-ca.pem" -addext 'basicConstraints=critical,CA:TRUE' 2>/dev/null
   openssl req -newkey rsa:2048 -nodes -subj "/CN=dc1.$AD_DOMAIN" -keyout "$P/server.key" -out "$P/server.csr" 2>/dev/null
-  printf 'subjectAltName=DNS:dc1.%s,DNS:%s,DNS:ldap1.example.test,DNS:ldap2.example.test,DNS:ldap3.example.test,DNS:ldap4.example.test,DNS:localhost,IP:127.0.0.1,IP:127.0.0.2,IP:127.0.0.3,IP:127.0.0.5,IP:127.0.0.6,IP:127.0.0.8,IP:127.0.0.9\nextendedKeyUsage=serverAuth\n' \
+  printf 'subjectAltName=DNS:dc1.%s,DNS:%s,DNS:ldap1.example.test,DNS:ldap2.example.test,DNS:ldap3.example.test,DNS:ldap4.example.test,DNS:localhost,IP:127.0.0.1,IP:127.0.0.2,IP:127.0.0.3,IP:127.0.0.5,IP:127.0.0.6,IP:127.0.0.8,IP:127.0.0.9,IP:10.99.0.2,IP:10.99.0.3\nextendedKeyUsage=serverAuth\n' \
     "$AD_DOMAIN" "$AD_DOMAIN" > "$P/ext.cnf"
   openssl x509 -req -in "$P/server.csr" -CA "$P/ca.pem" -CAkey "$P/ca.key" -CAcreateserial -days 3650 \
     -extfile "$P/ext.cnf" -out "$P/server.pem" 2>/dev/null
@@ -220,7 +229,10 @@ slapd_start() {
   local n=$1
   local D=$STATE/slapd-$n ip
   ip=$(slapd_ip "$n")
-  slapd -f "$D/slapd.conf" -h "ldap://$ip:389/ ldaps://$ip:636/" || die "slapd-$n did not start"
+  local urls="ldap://$ip:389/ ldaps://$ip:636/"
+  # slapd-1 also serves the pods of the node.
+  [ "$n" != 1 ] || [ "$NODE" != on ] || urls="$urls ldap://$SLAPD_POD_IP:389/"
+  slapd -f "$D/slapd.conf" -h "$urls" || die "slapd-$n did not start"
   cp "$D/run/slapd.pid" "$STATE/slapd-$n.pid"
   wait_for "slapd-$n" 20 ldapsearch -x -H "ldap://$ip:389" -b '' -s base
 }
@@ -259,7 +271,9 @@ kube_start() {
     --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
     --initial-cluster default=http://127.0.0.1:2380 --unsafe-no-fsync > "$K/etcd.log" 2>&1 &
   echo $! > "$STATE/etcd.pid"
-  "$BIN/kube-apiserver" --etcd-servers=http://127.0.0.1:2379 --bind-address=127.0.0.1 --advertise-address=127.0.0.1 \
+  # Every address of the namespace (127.0.0.1 for the tests, the node's for kubelet and pods).
+  "$BIN/kube-apiserver" --etcd-servers=http://127.0.0.1:2379 --bind-address=0.0.0.0 --advertise-address=$NODE_IP \
+    --kubelet-preferred-address-types=InternalIP \
     --secure-port=6443 --insecure-port=0 --cert-dir="$K/certs" --client-ca-file="$K/pki/ca.crt" \
     --token-auth-file="$K/pki/tokens.csv" --service-account-issuer=https://kubernetes.default.svc \
     --service-account-key-file="$K/pki/sa.pub" --service-account-signing-key-file="$K/pki/sa.key" \
@@ -275,7 +289,7 @@ current-context: local
 KC
   wait_for "kube-apiserver" 120 curl -sf --cacert "$K/certs/apiserver.crt" -H "Authorization: Bearer $TOKEN" https://127.0.0.1:6443/readyz
   "$BIN/kube-controller-manager" --kubeconfig="$K/kubeconfig" --leader-elect=false --port=0 --secure-port=0 \
-    --controllers=garbagecollector,namespace,serviceaccount,serviceaccount-token \
+    --controllers=garbagecollector,namespace,serviceaccount,serviceaccount-token,nodelifecycle,endpoint,endpointslice,deployment,replicaset,statefulset,disruption,podgc,persistentvolume-binder \
     --service-account-private-key-file="$K/pki/sa.key" --root-ca-file="$K/certs/apiserver.crt" > "$K/kcm.log" 2>&1 &
   echo $! > "$STATE/kcm.pid"
 }
@@ -318,16 +332,29 @@ export LDAPSYNC_TEST_VOLUME_USERS='$VOLUME_USERS'
 export LDAPSYNC_TEST_VOLUME2_URL='ldap://127.0.0.9:389'
 export LDAPSYNC_TEST_SRV_DOMAIN='example.test'
 EOF
+  [ "$NODE" = on ] || return 0
+  cat >> "$STATE/env.sh" <<EOF
+export LDAPSYNC_TEST_NODE_NAME='$NODE_NAME'
+export LDAPSYNC_TEST_NODE_IP='$NODE_IP'
+export LDAPSYNC_TEST_NODE_PV_DIR='$(node_dir)/pv'
+export LDAPSYNC_TEST_CONTAINERD_SOCKET='$(node_socket)'
+export LDAPSYNC_TEST_POD_AD_ADDR='$SAMBA_POD_IP'
+export LDAPSYNC_TEST_POD_SLAPD_ADDR='$SLAPD_POD_IP'
+export LDAPSYNC_TEST_IMAGE='localhost/ldapsync:$(awk -F'"' '/^appVersion:/ {print $2}' "$here/../charts/ldapsync/Chart.yaml")'
+export LDAPSYNC_TEST_GATEWAY_IMAGE='localhost/gateway-standin:1'
+EOF
 }
 
 # ---------------------------------------------------------------- commands
 down() {
-  for p in dnsmasq slapd-1 slapd-2 slapd-3 slapd-volume slapd-volume-2 samba samba-sasl-tls kcm apiserver etcd netns; do stop_pidfile "$STATE/$p.pid"; done
+  node_stop
+  for p in dnsmasq slapd-1 slapd-2 slapd-3 slapd-volume slapd-volume-2 samba samba-sasl-tls samba-pods kcm apiserver etcd netns; do stop_pidfile "$STATE/$p.pid"; done
 }
 
 up() {
   require_netns up
   local t0; t0=$(date +%s)
+  [ "$NODE" != on ] || { require_private_mounts; node_addresses; }
   if [ -d "$STATE" ]; then
     log "cleaning up a previous run in $STATE"
     down
@@ -352,7 +379,9 @@ up() {
   samba_start
   samba_seed
   samba_sasl_tls_start
+  [ "$NODE" != on ] || samba_pods_start
   wait "$kube_job" || die "the Kubernetes control plane did not start (see $STATE/kube/*.log)"
+  [ "$NODE" != on ] || node_start
   write_env
   log "up in $(( $(date +%s) - t0 ))s; environment in $STATE/env.sh"
 }
@@ -367,7 +396,8 @@ start_one() {
     slapd-volume-2) slapd_start volume-2 ;;
     dnsmasq) dnsmasq_start ;;
     kube) kube_start ;;
-    *) die "unknown peer '$1' (samba, samba-sasl-tls, slapd-1, slapd-2, slapd-3, slapd-volume-2, dnsmasq, kube)" ;;
+    node) node_start ;;
+    *) die "unknown peer '$1' (samba, samba-sasl-tls, slapd-1, slapd-2, slapd-3, slapd-volume-2, dnsmasq, kube, node)" ;;
   esac
 }
 
@@ -375,7 +405,8 @@ stop_one() {
   case $1 in
     samba|samba-sasl-tls|slapd-1|slapd-2|slapd-3|slapd-volume-2|dnsmasq) stop_pidfile "$STATE/$1.pid" ;;
     kube) kube_stop ;;
-    *) die "unknown peer '$1' (samba, samba-sasl-tls, slapd-1, slapd-2, slapd-3, slapd-volume-2, dnsmasq, kube)" ;;
+    node) node_stop ;;
+    *) die "unknown peer '$1' (samba, samba-sasl-tls, slapd-1, slapd-2, slapd-3, slapd-volume-2, dnsmasq, kube, node)" ;;
   esac
 }
 

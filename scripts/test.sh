@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The test command. On a fresh Debian machine (as root) it installs what the tests need, builds the
-# Kubernetes control plane once (cached), builds ldapsync, then runs every unit and integration test
-# against real servers (Samba AD DC, OpenLDAP, dnsmasq, kube-apiserver) inside a private network
-# namespace, so no packet leaves the machine. Extra arguments go to `cargo nextest run`.
+# Kubernetes control plane and node once (cached), builds ldapsync and its image, then runs every
+# unit and integration test against real servers (Samba AD DC, OpenLDAP, dnsmasq, kube-apiserver and
+# a node running the chart's pods) inside a private network and mount namespace, so no packet leaves
+# the machine and nothing of the node touches the host. Extra arguments go to `cargo nextest run`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -10,9 +11,11 @@ bash scripts/k8s-build.sh >/dev/null
 command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
 # Build outside the namespace: cargo needs the registry; inside, it runs offline.
 cargo nextest run --locked --no-run
+bash scripts/image.sh
+netns=(unshare --net --mount --propagation private --fork --)
 # Without arguments: every test, then the fault-injection tests alone (they stop shared peers).
 if [ $# -gt 0 ]; then
-  exec unshare --net --fork -- bash scripts/test-env.sh run env CARGO_NET_OFFLINE=true cargo nextest run --locked "$@"
+  exec "${netns[@]}" bash scripts/test-env.sh run env CARGO_NET_OFFLINE=true cargo nextest run --locked "$@"
 fi
-exec unshare --net --fork -- bash scripts/test-env.sh run env CARGO_NET_OFFLINE=true bash -c \
+exec "${netns[@]}" bash scripts/test-env.sh run env CARGO_NET_OFFLINE=true bash -c \
   "cargo nextest run --locked -E 'not binary(fault_injection)' && cargo nextest run --locked -E 'binary(fault_injection)' --test-threads 1"

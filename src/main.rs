@@ -87,6 +87,10 @@ struct AgentArgs {
     /// Address of the lookup API; keep it on localhost.
     #[arg(long, default_value = "127.0.0.1:8389")]
     listen: std::net::SocketAddr,
+    /// Also serve `/healthz`, `/readyz` and `/metrics` (and nothing else) here, e.g. `0.0.0.0:8390`
+    /// for the kubelet's probes, which cannot reach the pod's localhost.
+    #[arg(long)]
+    probe_listen: Option<std::net::SocketAddr>,
     /// Syncs running at once across connections.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
     max_concurrent_syncs: u16,
@@ -256,6 +260,7 @@ fn agent(args: AgentArgs) -> ExitCode {
             pod: args.pod,
             store: args.store,
             listen: args.listen,
+            probe_listen: args.probe_listen,
             max_concurrent_syncs: usize::from(args.max_concurrent_syncs),
             dns_server: args.dns_server,
         };

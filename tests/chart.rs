@@ -3,21 +3,9 @@
 
 mod support;
 
-use std::process::Command;
-
-use support::{client, env, install_crds, namespace};
+use support::{client, env, install_crds, namespace, run_tool as run};
 
 const CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/ldapsync");
-
-/// Runs a tool, returning (success, stdout + stderr).
-fn run(tool: &str, args: &[&str]) -> (bool, String) {
-    let out = Command::new(tool)
-        .args(args)
-        .env("KUBECONFIG", env("LDAPSYNC_TEST_KUBECONFIG"))
-        .output()
-        .unwrap_or_else(|e| panic!("{tool} cannot run: {e}"));
-    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
-}
 
 fn helm(args: &[&str]) -> String {
     let (ok, out) = run(&env("LDAPSYNC_TEST_HELM"), args);

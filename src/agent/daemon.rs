@@ -12,7 +12,7 @@ use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Api, Client, ResourceExt};
 use tokio::sync::{Semaphore, watch};
 
-use super::lookup_api::{LookupState, router};
+use super::lookup_api::{LookupState, probe_router, router};
 use super::worker::{AgentContext, AgentMetrics, purge, run_worker};
 use crate::api::{LdapConnection, LdapSyncSchedule};
 use crate::store::local::{LocalStore, StoreError};
@@ -26,6 +26,8 @@ pub struct AgentConfig {
     pub store: PathBuf,
     /// Address of the lookup API; keep it on localhost.
     pub listen: SocketAddr,
+    /// Address of the probes and metrics alone (the pod's address, for the kubelet), if any.
+    pub probe_listen: Option<SocketAddr>,
     /// Syncs running at once across connections.
     pub max_concurrent_syncs: usize,
     /// DNS server for SRV lookups instead of the system resolver.
@@ -38,6 +40,10 @@ pub enum AgentError {
     Store(#[from] StoreError),
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: SocketAddr, source: std::io::Error },
+}
+
+async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, AgentError> {
+    tokio::net::TcpListener::bind(addr).await.map_err(|source| AgentError::Listen { addr, source })
 }
 
 type Workers = HashMap<String, watch::Sender<Option<Arc<LdapConnection>>>>;
@@ -80,10 +86,19 @@ pub async fn run(
         "warm start: serving the cached snapshots"
     );
 
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| AgentError::Listen { addr: config.listen, source })?;
     let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
+    if let Some(addr) = config.probe_listen {
+        let probes = bind(addr).await?;
+        let probe_shutdown = shutdown.clone();
+        let probe_state = lookup.clone();
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(probes, probe_router(probe_state)).with_graceful_shutdown(probe_shutdown).await
+            {
+                tracing::error!(error = %e, "the probe server stopped");
+            }
+        });
+    }
+    let listener = bind(config.listen).await?;
     let http_shutdown = shutdown.clone();
     let http = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, router(lookup)).with_graceful_shutdown(http_shutdown).await {

@@ -104,17 +104,28 @@ impl LookupState {
     }
 }
 
-/// The routes of the lookup API.
+/// The routes of the lookup API (with the probe routes).
 pub fn router(state: Arc<LookupState>) -> Router {
     Router::new()
         .route("/v1/addresses/{address}", get(address))
         .route("/v1/groups/{group}/members", get(members))
         .route("/v1/autocomplete", get(autocomplete))
         .route("/v1/status", get(status))
+        .merge(probe_routes())
+        .with_state(state)
+}
+
+/// Only `/healthz`, `/readyz` and `/metrics`: what the kubelet and Prometheus reach on the pod's
+/// address, while the lookups stay on localhost.
+pub fn probe_router(state: Arc<LookupState>) -> Router {
+    probe_routes().with_state(state)
+}
+
+fn probe_routes() -> Router<Arc<LookupState>> {
+    Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .with_state(state)
 }
 
 #[derive(Serialize)]

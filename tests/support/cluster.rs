@@ -45,11 +45,14 @@ pub async fn secret(client: &Client, ns: &str, name: &str, data: &[(&str, &[u8])
     api.create(&PostParams::default(), &s).await.unwrap_or_else(|e| panic!("create Secret {name}: {e}"));
 }
 
+/// A Pod object standing for a gateway pod whose agent runs as a test process: it matches no node,
+/// so it stays Pending and the real node never starts it.
 pub async fn gateway_pod(client: &Client, ns: &str, name: &str) {
     let api: Api<Pod> = Api::namespaced(client.clone(), ns);
     let pod: Pod = serde_json::from_value(json!({
         "metadata": {"name": name, "labels": {"ldapsync.io/gateway": "true"}},
-        "spec": {"automountServiceAccountToken": false, "containers": [{"name": "gateway", "image": "gateway:test"}]}
+        "spec": {"automountServiceAccountToken": false, "nodeSelector": {"ldapsync.io/stand-in": "no-node"},
+                 "containers": [{"name": "gateway", "image": "gateway:test"}]}
     }))
     .expect("pod");
     api.create(&PostParams::default(), &pod).await.unwrap_or_else(|e| panic!("create Pod {name}: {e}"));

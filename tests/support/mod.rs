@@ -263,6 +263,16 @@ where
     }
 }
 
+/// Runs a command-line tool (kubectl, helm) against the test cluster: (success, stdout + stderr).
+pub fn run_tool(tool: &str, args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(tool)
+        .args(args)
+        .env("KUBECONFIG", env("LDAPSYNC_TEST_KUBECONFIG"))
+        .output()
+        .unwrap_or_else(|e| panic!("{tool} cannot run: {e}"));
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
 /// Runs `scripts/test-env.sh` with `args` (e.g. `stop kube`) in the tests' network namespace.
 pub fn test_env(args: &[&str]) {
     let script = format!("{}/test-env.sh", env("LDAPSYNC_TEST_SCRIPTS"));

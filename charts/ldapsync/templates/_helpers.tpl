@@ -47,11 +47,13 @@ The agent sidecar for a gateway pod. Use it in your gateway's pod template:
         ...
       {{- include "ldapsync.agentContainer" . | nindent 6 }}
     volumes:
+      {{- include "ldapsync.agentVolumes" . | nindent 6 }}
       - name: ldapsync-cache
         emptyDir: {}          # or a volumeClaimTemplate, to keep the cache across pod restarts
 
 and label the pod `ldapsync.io/gateway: "true"` (the controller's gatewaySelector). The gateway
-reads lookups from http://{{ .Values.agent.listen }} (localhost only).
+reads lookups from http://{{ .Values.agent.listen }} (localhost only); the kubelet probes the
+sidecar on its port `agent-probe`, which serves nothing but /healthz, /readyz and /metrics.
 */}}
 {{- define "ldapsync.agentContainer" -}}
 - name: ldapsync-agent
@@ -61,7 +63,11 @@ reads lookups from http://{{ .Values.agent.listen }} (localhost only).
     - agent
     - --store={{ .Values.agent.storePath }}
     - --listen={{ .Values.agent.listen }}
+    - --probe-listen=0.0.0.0:{{ .Values.agent.probePort }}
     - --max-concurrent-syncs={{ .Values.agent.maxConcurrentSyncs }}
+    {{- with .Values.agent.dnsServer }}
+    - --dns-server={{ . }}
+    {{- end }}
   env:
     - name: POD_NAME
       valueFrom: {fieldRef: {fieldPath: metadata.name}}
@@ -69,11 +75,21 @@ reads lookups from http://{{ .Values.agent.listen }} (localhost only).
       valueFrom: {fieldRef: {fieldPath: metadata.namespace}}
     - name: LDAPSYNC_LOG
       value: {{ .Values.agent.logLevel | quote }}
+    # Keytabs are staged for GSSAPI in a memory-backed volume: the root filesystem is read-only.
+    - name: TMPDIR
+      value: /run/ldapsync
+    {{- if .Values.agent.krb5Config }}
+    - name: KRB5_CONFIG
+      value: /etc/ldapsync/krb5/krb5.conf
+    {{- end }}
+  ports:
+    - name: agent-probe
+      containerPort: {{ .Values.agent.probePort }}
   readinessProbe:
-    httpGet: {host: 127.0.0.1, path: /readyz, port: {{ .Values.agent.listen | splitList ":" | last }}}
+    httpGet: {path: /readyz, port: agent-probe}
     periodSeconds: 5
   livenessProbe:
-    httpGet: {host: 127.0.0.1, path: /healthz, port: {{ .Values.agent.listen | splitList ":" | last }}}
+    httpGet: {path: /healthz, port: agent-probe}
     periodSeconds: 20
   resources:
     {{- toYaml .Values.agent.resources | nindent 4 }}
@@ -86,4 +102,21 @@ reads lookups from http://{{ .Values.agent.listen }} (localhost only).
   volumeMounts:
     - name: ldapsync-cache
       mountPath: {{ .Values.agent.storePath }}
+    - name: ldapsync-run
+      mountPath: /run/ldapsync
+    {{- if .Values.agent.krb5Config }}
+    - name: ldapsync-krb5
+      mountPath: /etc/ldapsync/krb5
+      readOnly: true
+    {{- end }}
+{{- end -}}
+
+{{/* The volumes the sidecar needs besides its cache volume. */}}
+{{- define "ldapsync.agentVolumes" -}}
+- name: ldapsync-run
+  emptyDir: {medium: Memory, sizeLimit: 16Mi}
+{{- if .Values.agent.krb5Config }}
+- name: ldapsync-krb5
+  configMap: {name: {{ include "ldapsync.fullname" . }}-krb5}
+{{- end }}
 {{- end -}}
