@@ -65,7 +65,7 @@ mkdir -p "$R/usr/local/bin" "$R/etc/ssl/certs" "$R/tmp" "$R/var/lib/ldapsync"
 install -m 0755 "$bin" "$R/usr/local/bin/ldapsync"
 strip "$R/usr/local/bin/ldapsync"
 # The dynamic loader and every library the binary loads, at the paths the loader looks in.
-ldd "$bin" | awk '/=> \// {print $3} /^\s*\/[^ ]+ \(/ {print $1}' | sort -u | while read -r lib; do
+ldd "$bin" | awk '/=> \// {print $3} /^[[:space:]]*\/[^ ]+ \(/ {print $1}' | sort -u | while read -r lib; do
   mkdir -p "$R$(dirname "$lib")"
   cp -L "$lib" "$R$lib"
 done
@@ -75,6 +75,9 @@ printf 'root:x:0:\nnonroot:x:65532:\n' > "$R/etc/group"
 printf 'hosts: files dns\n' > "$R/etc/nsswitch.conf"
 chmod 1777 "$R/tmp"
 chown 65532:65532 "$R/var/lib/ldapsync"
+# The image must start on its own files alone: run it in its root before committing.
+chroot --userspec=65532:65532 "$R" /usr/local/bin/ldapsync --version >/dev/null \
+  || { echo "image.sh: the binary does not start inside the image (a library missing?)" >&2; exit 1; }
 from_scratch "localhost/ldapsync:$version" "$R" "$OUT/ldapsync.tar" \
   --user 65532:65532 --entrypoint '["/usr/local/bin/ldapsync"]' --cmd '["--help"]' \
   --label org.opencontainers.image.title=ldapsync --label "org.opencontainers.image.version=$version"

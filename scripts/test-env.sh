@@ -265,6 +265,14 @@ kube_start() {
     openssl genrsa -out "$K/pki/sa.key" 2048 2>/dev/null
     openssl rsa -in "$K/pki/sa.key" -pubout -out "$K/pki/sa.pub" 2>/dev/null
     echo "$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n'),admin,admin-uid,system:masters" > "$K/pki/tokens.csv"
+    # The serving certificate, signed by the cluster CA that pods trust: valid for the tests
+    # (127.0.0.1), the node and pods (10.99.0.1) and the `kubernetes` Service (10.0.0.1).
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=kube-apiserver" -keyout "$K/pki/apiserver.key" \
+      -out "$K/pki/apiserver.csr" 2>/dev/null
+    printf 'subjectAltName=DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:localhost,IP:127.0.0.1,IP:%s,IP:10.0.0.1\nextendedKeyUsage=serverAuth\n' \
+      "$NODE_IP" > "$K/pki/apiserver.ext"
+    openssl x509 -req -in "$K/pki/apiserver.csr" -CA "$K/pki/ca.crt" -CAkey "$K/pki/ca.key" -CAcreateserial \
+      -days 3650 -extfile "$K/pki/apiserver.ext" -out "$K/pki/apiserver.crt" 2>/dev/null
   fi
   local TOKEN; TOKEN=$(cut -d, -f1 "$K/pki/tokens.csv")
   "$BIN/etcd" --data-dir "$K/etcd" --listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \
@@ -274,7 +282,8 @@ kube_start() {
   # Every address of the namespace (127.0.0.1 for the tests, the node's for kubelet and pods).
   "$BIN/kube-apiserver" --etcd-servers=http://127.0.0.1:2379 --bind-address=0.0.0.0 --advertise-address=$NODE_IP \
     --kubelet-preferred-address-types=InternalIP \
-    --secure-port=6443 --insecure-port=0 --cert-dir="$K/certs" --client-ca-file="$K/pki/ca.crt" \
+    --secure-port=6443 --insecure-port=0 --tls-cert-file="$K/pki/apiserver.crt" \
+    --tls-private-key-file="$K/pki/apiserver.key" --client-ca-file="$K/pki/ca.crt" \
     --token-auth-file="$K/pki/tokens.csv" --service-account-issuer=https://kubernetes.default.svc \
     --service-account-key-file="$K/pki/sa.pub" --service-account-signing-key-file="$K/pki/sa.key" \
     --authorization-mode=RBAC --service-cluster-ip-range=10.0.0.0/24 > "$K/apiserver.log" 2>&1 &
@@ -282,15 +291,15 @@ kube_start() {
   cat > "$K/kubeconfig" <<KC
 apiVersion: v1
 kind: Config
-clusters: [{name: local, cluster: {server: "https://127.0.0.1:6443", certificate-authority: "$K/certs/apiserver.crt"}}]
+clusters: [{name: local, cluster: {server: "https://127.0.0.1:6443", certificate-authority: "$K/pki/ca.crt"}}]
 users: [{name: admin, user: {token: "$TOKEN"}}]
 contexts: [{name: local, context: {cluster: local, user: admin, namespace: default}}]
 current-context: local
 KC
-  wait_for "kube-apiserver" 120 curl -sf --cacert "$K/certs/apiserver.crt" -H "Authorization: Bearer $TOKEN" https://127.0.0.1:6443/readyz
+  wait_for "kube-apiserver" 120 curl -sf --cacert "$K/pki/ca.crt" -H "Authorization: Bearer $TOKEN" https://127.0.0.1:6443/readyz
   "$BIN/kube-controller-manager" --kubeconfig="$K/kubeconfig" --leader-elect=false --port=0 --secure-port=0 \
-    --controllers=garbagecollector,namespace,serviceaccount,serviceaccount-token,nodelifecycle,endpoint,endpointslice,deployment,replicaset,statefulset,disruption,podgc,persistentvolume-binder \
-    --service-account-private-key-file="$K/pki/sa.key" --root-ca-file="$K/certs/apiserver.crt" > "$K/kcm.log" 2>&1 &
+    --controllers=garbagecollector,namespace,serviceaccount,serviceaccount-token,nodelifecycle,endpoint,endpointslice,deployment,replicaset,statefulset,disruption,podgc,persistentvolume-binder,pv-protection,pvc-protection \
+    --service-account-private-key-file="$K/pki/sa.key" --root-ca-file="$K/pki/ca.crt" > "$K/kcm.log" 2>&1 &
   echo $! > "$STATE/kcm.pid"
 }
 

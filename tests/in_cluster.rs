@@ -26,8 +26,13 @@ impl Release {
         let client = client().await;
         install_crds(&client).await;
         let _ = run_tool(&env("LDAPSYNC_TEST_HELM"), &["uninstall", name, "--namespace", ns, "--wait"]);
-        let _ = run_tool(&env("LDAPSYNC_TEST_KUBECTL"), &["delete", "pv", "-l", &format!("ldapsync-test={ns}")]);
         namespace(&client, ns).await;
+        // Only now are the old claims gone, which lets their volumes go.
+        let (ok, out) = run_tool(
+            &env("LDAPSYNC_TEST_KUBECTL"),
+            &["delete", "pv", "-l", &format!("ldapsync-test={ns}"), "--wait=true", "--timeout=60s"],
+        );
+        assert!(ok, "old volumes of {ns} remain: {out}");
         Self { ns: ns.to_owned(), name: name.to_owned() }
     }
 
@@ -352,13 +357,16 @@ async fn the_other_controller_replica_takes_over_when_the_leader_is_killed() {
     let container = pod["status"]["containerStatuses"][0]["containerID"].as_str().expect("containerID");
     let id = container.strip_prefix("containerd://").expect("a containerd container");
 
-    // SIGKILL: no goodbye, the Lease is not released; the follower waits it out.
+    // SIGKILL: no goodbye, the Lease is not released; the follower waits it out. The pod object
+    // goes at once too, so that the kubelet does not restart the container under the same name
+    // (which would simply resume its own Lease).
     let (ok, out) = run_tool(
         "ctr",
         &["--address", &env("LDAPSYNC_TEST_CONTAINERD_SOCKET"), "-n", "k8s.io", "tasks", "kill", "-s", "SIGKILL", id],
     );
     assert!(ok, "ctr kill failed: {out}");
     let killed = Instant::now();
+    r.kubectl(&["delete", "pod", &leader, "--grace-period=0", "--force", "--wait=false"]);
     let new = eventually(SETTLE, "another leader", || async { holder().await.filter(|h| *h != leader) }).await;
     let takeover = killed.elapsed();
     eprintln!("[in-cluster] leader {leader} SIGKILLed: {new} leads after {takeover:.1?} (lease 15 s)");
@@ -375,5 +383,8 @@ async fn the_other_controller_replica_takes_over_when_the_leader_is_killed() {
     })
     .await;
     r.kubectl(&["delete", "lc", "orphan", "--wait=true", "--timeout=60s"]);
+    // The Deployment replaced the killed pod; nothing else restarted.
+    let pods = r.wait_pods_ready(CONTROLLER, 2).await;
+    assert_eq!(restarts(&pods), vec![], "containers restarted");
     let _ = run_tool(&env("LDAPSYNC_TEST_HELM"), &["uninstall", &r.name, "--namespace", &r.ns]);
 }

@@ -133,8 +133,8 @@ pub async fn namespace(client: &Client, name: &str) -> String {
     let api: Api<Namespace> = Api::all(client.clone());
     release_connections(client, name).await;
     let _ = api.delete(name, &DeleteParams::default()).await;
-    // A namespace from an earlier run may still be terminating.
-    for _ in 0..100 {
+    // A namespace from an earlier run may still be terminating (its pods stopping on the node).
+    for _ in 0..300 {
         // Connections of an earlier run keep the cleanup finalizer when no controller runs.
         release_connections(client, name).await;
         match api
@@ -151,7 +151,7 @@ pub async fn namespace(client: &Client, name: &str) -> String {
             Err(e) => panic!("create namespace {name}: {e}"),
         }
     }
-    panic!("namespace {name} still terminating after 20s")
+    panic!("namespace {name} still terminating after 60s")
 }
 
 /// An `ldapsync controller` or `ldapsync agent` process of one test namespace, with its HTTP port;
