@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the ldapsync image here, without a registry or a Docker engine: buildah from scratch with
-# the release binary, the shared libraries it loads (GSSAPI), CA roots and a passwd entry for UID
-# 65532 — no shell, no package manager. Also builds the two small images a local node needs: the
+# the root of scripts/image/rootfs.sh (the release binary, the shared libraries it loads (GSSAPI),
+# CA roots, a passwd entry for UID 65532 — no shell, no package manager). Also builds the two small images a local node needs: the
 # pod sandbox (pause) and a stand-in gateway (busybox: `sh`, `wget`, `sleep`).
 #
 #   scripts/image.sh                      build all three into target/images/*.tar (docker-archive)
@@ -61,20 +61,8 @@ from_scratch() {
 
 log "localhost/ldapsync:$version"
 R=$work/ldapsync
-mkdir -p "$R/usr/local/bin" "$R/etc/ssl/certs" "$R/tmp" "$R/var/lib/ldapsync"
-install -m 0755 "$bin" "$R/usr/local/bin/ldapsync"
+bash scripts/image/rootfs.sh "$bin" "$R"
 strip "$R/usr/local/bin/ldapsync"
-# The dynamic loader and every library the binary loads, at the paths the loader looks in.
-ldd "$bin" | awk '/=> \// {print $3} /^[[:space:]]*\/[^ ]+ \(/ {print $1}' | sort -u | while read -r lib; do
-  mkdir -p "$R$(dirname "$lib")"
-  cp -L "$lib" "$R$lib"
-done
-cp -L /etc/ssl/certs/ca-certificates.crt "$R/etc/ssl/certs/ca-certificates.crt"
-printf 'root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n' > "$R/etc/passwd"
-printf 'root:x:0:\nnonroot:x:65532:\n' > "$R/etc/group"
-printf 'hosts: files dns\n' > "$R/etc/nsswitch.conf"
-chmod 1777 "$R/tmp"
-chown 65532:65532 "$R/var/lib/ldapsync"
 # The image must start on its own files alone: run it in its root before committing.
 chroot --userspec=65532:65532 "$R" /usr/local/bin/ldapsync --version >/dev/null \
   || { echo "image.sh: the binary does not start inside the image (a library missing?)" >&2; exit 1; }

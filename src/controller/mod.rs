@@ -129,7 +129,10 @@ pub async fn run(
         .with_identity(&config.identity)
         .with_duration(config.lease_duration)
         .with_grace(2)
-        .with_field_manager(format!("{FIELD_MANAGER}-lease"))
+        // One field manager per replica: the Lease is taken by a server-side apply that must
+        // conflict with another replica's claim. A shared manager never conflicts, and two replicas
+        // starting together would both believe they lead.
+        .with_field_manager(format!("{FIELD_MANAGER}-lease/{}", config.identity))
         .build()
         .await?;
     let (mut leader, lease_task) = lease.watch().await;
