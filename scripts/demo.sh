@@ -117,8 +117,11 @@ spec:
   scheduleRef: {name: nightly}
 EOF
   log "waiting until the pods run and both connections are Ready"
-  if ! $kubectl -n "$NS" wait --for=condition=Ready ldapconnection --all --timeout=240s >/dev/null \
-    || ! $kubectl -n "$NS" wait --for=condition=Ready pod --all --timeout=120s >/dev/null; then
+  # The StatefulSet starts its pods one by one (each Ready once it has synced); the connections
+  # are Ready when every gateway pod has synced them.
+  if ! $kubectl -n "$NS" rollout status statefulset/ldapsync-example-gateway --timeout=240s >/dev/null \
+    || ! $kubectl -n "$NS" rollout status deployment/ldapsync-controller --timeout=120s >/dev/null \
+    || ! $kubectl -n "$NS" wait --for=condition=Ready ldapconnection --all --timeout=120s >/dev/null; then
     $kubectl -n "$NS" get pods,ldapconnections -o wide >&2
     log "not Ready after 4 minutes; see kubectl logs, and the node's logs in $STATE/node/logs"
     return 1
