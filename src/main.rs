@@ -55,6 +55,8 @@ enum Command {
         /// (see docs/PERFORMANCE.md).
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
         threads: u16,
+        #[command(flatten)]
+        socketmap: SocketmapArgs,
     },
     /// One standalone sync into a local store (no cluster). Prints a JSON summary.
     Sync {
@@ -94,9 +96,33 @@ struct AgentArgs {
     /// Syncs running at once across connections.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
     max_concurrent_syncs: u16,
+    #[command(flatten)]
+    socketmap: SocketmapArgs,
     /// DNS server `IP:PORT` for SRV lookups instead of the system resolver.
     #[arg(long, env = DNS_SERVER_ENV)]
     dns_server: Option<String>,
+}
+
+/// Postfix's socketmap protocol (see the user guide's "Postfix" section).
+#[derive(clap::Args)]
+struct SocketmapArgs {
+    /// Serve Postfix's socketmap protocol here (maps `recipient`, `domain`, `member=GROUP`); keep
+    /// it on localhost. Off when not given.
+    #[arg(long)]
+    socketmap_listen: Option<std::net::SocketAddr>,
+    /// Characters that start an address extension, as Postfix's `recipient_delimiter`: a key
+    /// `user+tag@domain` that is not found is looked up as `user@domain`.
+    #[arg(long, default_value = "")]
+    recipient_delimiter: String,
+}
+
+impl SocketmapArgs {
+    fn config(&self) -> ldapsync::agent::socketmap::SocketmapConfig {
+        ldapsync::agent::socketmap::SocketmapConfig {
+            rules: ldapsync::domain::socketmap::KeyRules { recipient_delimiters: self.recipient_delimiter.clone() },
+            ..Default::default()
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -196,7 +222,7 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Command::Serve { store, listen, threads } => serve(store, listen, threads),
+        Command::Serve { store, listen, threads, socketmap } => serve(store, listen, threads, &socketmap),
         Command::Controller(args) => controller(args),
         Command::Agent(args) => agent(args),
         Command::Check { file, common } => run(async move {
@@ -245,10 +271,23 @@ async fn kube_client() -> Result<kube::Client, String> {
 }
 
 /// Serves lookups until SIGTERM or Ctrl-C.
-fn serve(store: PathBuf, listen: std::net::SocketAddr, threads: u16) -> ExitCode {
+fn serve(store: PathBuf, listen: std::net::SocketAddr, threads: u16, socketmap: &SocketmapArgs) -> ExitCode {
+    let config = socketmap.config();
+    let socketmap_listen = socketmap.socketmap_listen;
     serve_until_stopped(usize::from(threads), async move {
         let listener = ldapsync::agent::serve::bind(listen).await?;
-        ldapsync::agent::serve::serve_store(store, listener, ldapsync::cli::unix_now, shutdown_signal()).await
+        let socketmap = match socketmap_listen {
+            Some(addr) => Some((ldapsync::agent::serve::bind(addr).await?, config)),
+            None => None,
+        };
+        ldapsync::agent::serve::serve_store_and_socketmap(
+            store,
+            listener,
+            socketmap,
+            ldapsync::cli::unix_now,
+            shutdown_signal(),
+        )
+        .await
     })
 }
 
@@ -261,6 +300,8 @@ fn agent(args: AgentArgs) -> ExitCode {
             store: args.store,
             listen: args.listen,
             probe_listen: args.probe_listen,
+            socketmap_listen: args.socketmap.socketmap_listen,
+            socketmap: args.socketmap.config(),
             max_concurrent_syncs: usize::from(args.max_concurrent_syncs),
             dns_server: args.dns_server,
         };

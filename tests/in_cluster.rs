@@ -187,11 +187,15 @@ impl Release {
         .await
     }
 
+    /// A GET from inside `pod`'s gateway container: (2xx, body or wget's error).
+    fn get_in_pod(&self, pod: &str, url: &str) -> (bool, String) {
+        let all = ["--namespace", &self.ns, "exec", pod, "-c", "gateway", "--", "wget", "-qO-", url];
+        run_tool(&env("LDAPSYNC_TEST_KUBECTL"), &all)
+    }
+
     /// Asks the agent beside `pod` from inside its gateway container, as the gateway would.
     fn lookup_in_pod(&self, pod: &str, address: &str) -> Option<Value> {
-        let url = format!("http://127.0.0.1:8389/v1/addresses/{address}");
-        let all = ["--namespace", &self.ns, "exec", pod, "-c", "gateway", "--", "wget", "-qO-", &url];
-        let (ok, out) = run_tool(&env("LDAPSYNC_TEST_KUBECTL"), &all);
+        let (ok, out) = self.get_in_pod(pod, &format!("http://127.0.0.1:8389/v1/addresses/{address}"));
         if !ok {
             assert!(out.contains("404"), "lookup of {address} in {pod} failed:\n{out}");
             return None;
@@ -265,6 +269,16 @@ async fn the_chart_runs_on_the_node_and_its_pods_sync_serve_scale_roll_and_purge
         assert!(r.lookup_in_pod(pod, "u000001@example.test").is_some(), "{pod} does not know the OpenLDAP user");
         assert!(r.lookup_in_pod(pod, "nobody@nowhere.test").is_none());
     }
+
+    // On the pod's address the sidecar answers probes and metrics only; lookups stay on localhost.
+    let ip = r.json(&["get", "pod", &two[0]])["status"]["podIP"].as_str().expect("pod IP").to_owned();
+    let (ok, out) = r.get_in_pod(&two[0], &format!("http://{ip}:8390/readyz"));
+    assert!(ok && out.contains("ready"), "{out}");
+    assert!(r.get_in_pod(&two[0], &format!("http://{ip}:8390/metrics")).1.contains("ldapsync_agent_syncs_total"));
+    let (ok, out) = r.get_in_pod(&two[0], &format!("http://{ip}:8390/v1/addresses/{alice}"));
+    assert!(!ok && out.contains("404"), "the probe port must not answer lookups: {out}");
+    let (ok, out) = r.get_in_pod(&two[0], &format!("http://{ip}:8389/v1/addresses/{alice}"));
+    assert!(!ok, "the lookup API must not listen on the pod's address: {out}");
 
     // What `kubectl get lc` shows.
     let table = r.kubectl(&["get", "lc"]);

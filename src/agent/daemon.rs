@@ -13,6 +13,7 @@ use kube::{Api, Client, ResourceExt};
 use tokio::sync::{Semaphore, watch};
 
 use super::lookup_api::{LookupState, probe_router, router};
+use super::socketmap::{self, SocketmapConfig};
 use super::worker::{AgentContext, AgentMetrics, purge, run_worker};
 use crate::api::{LdapConnection, LdapSyncSchedule};
 use crate::store::local::{LocalStore, StoreError};
@@ -28,6 +29,9 @@ pub struct AgentConfig {
     pub listen: SocketAddr,
     /// Address of the probes and metrics alone (the pod's address, for the kubelet), if any.
     pub probe_listen: Option<SocketAddr>,
+    /// Address of the socketmap server for Postfix (keep it on localhost), if any.
+    pub socketmap_listen: Option<SocketAddr>,
+    pub socketmap: SocketmapConfig,
     /// Syncs running at once across connections.
     pub max_concurrent_syncs: usize,
     /// DNS server for SRV lookups instead of the system resolver.
@@ -97,6 +101,10 @@ pub async fn run(
                 tracing::error!(error = %e, "the probe server stopped");
             }
         });
+    }
+    if let Some(addr) = config.socketmap_listen {
+        let listener = bind(addr).await?;
+        tokio::spawn(socketmap::serve(listener, lookup.clone(), config.socketmap.clone(), shutdown.clone()));
     }
     let listener = bind(config.listen).await?;
     let http_shutdown = shutdown.clone();

@@ -33,6 +33,9 @@ enum Endpoint {
 const ENDPOINTS: [(&str, Endpoint); 3] =
     [("address", Endpoint::Address), ("members", Endpoint::Members), ("autocomplete", Endpoint::Autocomplete)];
 const OUTCOMES: [&str; 3] = ["found", "not_found", "bad_request"];
+/// Labels of the socketmap counters: the map kinds (never a group's name) and the reply codes.
+const SOCKETMAP_MAPS: [&str; 4] = ["recipient", "domain", "member", "invalid"];
+const SOCKETMAP_OUTCOMES: [&str; 5] = ["ok", "notfound", "temp", "timeout", "perm"];
 
 /// What the lookup API serves, shared with whoever loads snapshots.
 pub struct LookupState {
@@ -40,6 +43,7 @@ pub struct LookupState {
     stale: RwLock<BTreeSet<String>>,
     loaded: std::sync::atomic::AtomicBool,
     requests: [[AtomicU64; 3]; 3],
+    socketmap_requests: [[AtomicU64; 5]; 4],
     now: fn() -> i64,
     /// More metrics appended to `/metrics` (the agent's sync metrics).
     extra_metrics: RwLock<Option<ExtraMetrics>>,
@@ -56,6 +60,7 @@ impl LookupState {
             stale: RwLock::new(BTreeSet::new()),
             loaded: std::sync::atomic::AtomicBool::new(false),
             requests: Default::default(),
+            socketmap_requests: Default::default(),
             now,
             extra_metrics: RwLock::new(None),
         }
@@ -97,6 +102,18 @@ impl LookupState {
             Ok(g) => g.clone(),
             Err(p) => p.into_inner().clone(),
         }
+    }
+
+    /// Whether a snapshot set has been loaded (warm start or first sync).
+    pub fn is_loaded(&self) -> bool {
+        self.loaded.load(Ordering::Acquire)
+    }
+
+    /// Counts a socketmap request by map kind and reply (labels from the socketmap module).
+    pub fn count_socketmap(&self, map: &str, outcome: &str) {
+        let m = SOCKETMAP_MAPS.iter().position(|x| *x == map).unwrap_or(SOCKETMAP_MAPS.len() - 1);
+        let o = SOCKETMAP_OUTCOMES.iter().position(|x| *x == outcome).unwrap_or(SOCKETMAP_OUTCOMES.len() - 1);
+        self.socketmap_requests[m][o].fetch_add(1, Ordering::Relaxed);
     }
 
     fn count(&self, endpoint: Endpoint, outcome: usize) {
@@ -277,7 +294,7 @@ async fn status(State(state): State<Arc<LookupState>>) -> Response {
 }
 
 async fn readyz(State(state): State<Arc<LookupState>>) -> Response {
-    if state.loaded.load(Ordering::Acquire) {
+    if state.is_loaded() {
         "ready".into_response()
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "no snapshot loaded yet").into_response()
@@ -293,6 +310,14 @@ async fn metrics(State(state): State<Arc<LookupState>>) -> Response {
         for (o, outcome) in OUTCOMES.iter().enumerate() {
             let n = state.requests[endpoint as usize][o].load(Ordering::Relaxed);
             let _ = writeln!(out, "ldapsync_lookup_requests_total{{endpoint=\"{name}\",outcome=\"{outcome}\"}} {n}");
+        }
+    }
+    out.push_str("# HELP ldapsync_socketmap_requests_total Socketmap (Postfix) requests by map and reply.\n");
+    out.push_str("# TYPE ldapsync_socketmap_requests_total counter\n");
+    for (m, map) in SOCKETMAP_MAPS.iter().enumerate() {
+        for (o, outcome) in SOCKETMAP_OUTCOMES.iter().enumerate() {
+            let n = state.socketmap_requests[m][o].load(Ordering::Relaxed);
+            let _ = writeln!(out, "ldapsync_socketmap_requests_total{{map=\"{map}\",outcome=\"{outcome}\"}} {n}");
         }
     }
     let index = state.index();

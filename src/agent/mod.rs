@@ -3,4 +3,5 @@
 pub mod daemon;
 pub mod lookup_api;
 pub mod serve;
+pub mod socketmap;
 pub mod worker;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use super::lookup_api::{LookupState, router};
+use super::socketmap::{self, SocketmapConfig};
 use crate::domain::index::Index;
 use crate::store::local::{LocalStore, StoreError};
 
@@ -35,6 +36,18 @@ pub async fn serve_store(
     now: fn() -> i64,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    serve_store_and_socketmap(store_dir, listener, None, now, shutdown).await
+}
+
+/// [`serve_store`], and the socketmap protocol on a second listener when one is given.
+pub async fn serve_store_and_socketmap(
+    store_dir: PathBuf,
+    listener: tokio::net::TcpListener,
+    socketmap: Option<(tokio::net::TcpListener, SocketmapConfig)>,
+    now: fn() -> i64,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
     let store = LocalStore::open(&store_dir)?;
     let state = Arc::new(LookupState::new(now));
     let started = std::time::Instant::now();
@@ -71,6 +84,9 @@ pub async fn serve_store(
         }
     });
 
+    if let Some((socketmap_listener, config)) = socketmap {
+        tokio::spawn(socketmap::serve(socketmap_listener, state.clone(), config, shutdown.clone()));
+    }
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "lookup API listening");
     }

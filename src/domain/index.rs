@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
 
 use super::dn;
@@ -68,6 +68,8 @@ pub struct Index {
     /// `namespace/name` of each snapshot's connection, as answers show it.
     connection_names: Vec<String>,
     by_address: FxHashMap<Box<str>, Vec<Ref>>,
+    /// The domains of every cached address (what the mail server may call its own).
+    domains: FxHashSet<Box<str>>,
     by_dn: FxHashMap<String, Ref>,
     /// Direct members of each group, per snapshot.
     members: Vec<FxHashMap<u32, Vec<u32>>>,
@@ -90,6 +92,11 @@ impl Index {
                     members.entry(*group).or_default().push(oi as u32);
                 }
                 for address in &object.addresses {
+                    if let Some((_, domain)) = address.rsplit_once('@')
+                        && !index.domains.contains(domain)
+                    {
+                        index.domains.insert(domain.into());
+                    }
                     index.by_address.entry(address.as_str().into()).or_default().push(r);
                     index.completions.push((address.as_str().into(), r, address.as_str().into()));
                 }
@@ -125,6 +132,18 @@ impl Index {
     /// Whether any object holds `address` (case-insensitive): the gateway's "is this ours?".
     pub fn has_address(&self, address: &str) -> bool {
         self.by_address.contains_key(lowercase(address.trim()).as_ref())
+    }
+
+    /// The primary address of the object holding `address` (case-insensitive), or the address as
+    /// cached when the object has no primary one.
+    pub fn primary_address_of(&self, address: &str) -> Option<&str> {
+        let (stored, refs) = self.by_address.get_key_value(lowercase(address.trim()).as_ref())?;
+        Some(self.object(*refs.first()?).primary_address.as_deref().unwrap_or(stored))
+    }
+
+    /// Whether any cached address is in `domain` (case-insensitive).
+    pub fn has_domain(&self, domain: &str) -> bool {
+        self.domains.contains(lowercase(domain.trim()).as_ref())
     }
 
     /// The object holding `address` (case-insensitive) with its transitive groups.
@@ -242,7 +261,7 @@ fn lowercase(s: &str) -> std::borrow::Cow<'_, str> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::domain::snapshot::tests::{ad_names, entry};
     use crate::domain::snapshot::{ConnectionRef, SnapshotBuilder};
@@ -256,7 +275,7 @@ mod tests {
         Arc::new(b.finish(connection, "corp.example.com", "DC=corp", "dc1", 0))
     }
 
-    fn sample() -> Index {
+    pub(crate) fn sample() -> Index {
         use ObjectKind::*;
         let a = snapshot(
             "staff",
@@ -325,6 +344,14 @@ mod tests {
         assert!(index.lookup_address("bob@corp.example.com").expect("bob").disabled);
         assert_eq!(index.lookup_address("nobody@corp.example.com"), None);
         assert!(index.has_address("AL@corp.example.com") && !index.has_address("nobody@corp.example.com"));
+    }
+
+    #[test]
+    fn primary_addresses_and_domains() {
+        let index = sample();
+        assert_eq!(index.primary_address_of("AL@corp.example.com"), Some("alice@corp.example.com"));
+        assert_eq!(index.primary_address_of("nobody@corp.example.com"), None);
+        assert!(index.has_domain("Corp.Example.com") && !index.has_domain("example.com"));
     }
 
     #[test]

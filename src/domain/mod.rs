@@ -13,6 +13,7 @@ pub mod profile;
 pub mod schedule;
 pub mod search_base;
 pub mod snapshot;
+pub mod socketmap;
 pub mod srv;
 pub mod sync_plan;
 pub mod validation;
