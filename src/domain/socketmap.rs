@@ -99,8 +99,9 @@ pub enum Map<'a> {
     Recipient,
     /// `domain`: `OK <domain>` when the cache holds an address in the domain (relay_domains).
     Domain,
-    /// `member=GROUP`: `OK <group>` when the key's object is a member of GROUP (its address, name
-    /// or DN), directly or through nested groups.
+    /// `member=GROUP`: `OK OK` when the key's object is a member of GROUP (its address, name or
+    /// DN), directly or through nested groups. The data is an access(5) action, so that the map
+    /// works in `check_sender_access` / `check_recipient_access` as it is.
     Member(&'a str),
 }
 
@@ -244,7 +245,7 @@ pub fn answer<'i>(index: Option<&'i Index>, map: Map<'_>, key: &str, rules: &Key
                         || g.dn.eq_ignore_ascii_case(&group)
                 })
             });
-            if member { Reply::Ok(Cow::Owned(group)) } else { Reply::NotFound }
+            if member { Reply::Ok("OK".into()) } else { Reply::NotFound }
         }
     }
 }
@@ -350,11 +351,11 @@ mod tests {
         assert_eq!(ask("domain", "CORP.example.com"), "19:OK corp.example.com,");
         assert_eq!(ask("domain", "example.com"), "9:NOTFOUND ,");
         // Nested: Alice is in Sales, Sales in All; Bob only in All.
-        assert_eq!(ask("member=sales@corp.example.com", "al@corp.example.com"), "25:OK sales@corp.example.com,");
+        assert_eq!(ask("member=sales@corp.example.com", "al@corp.example.com"), "5:OK OK,");
         assert_eq!(ask("member=sales@corp.example.com", "bob@corp.example.com"), "9:NOTFOUND ,");
-        assert_eq!(ask("member=all@corp.example.com", "al+x@corp.example.com"), "23:OK all@corp.example.com,");
-        assert_eq!(ask("member=all@corp.example.com", "bob@corp.example.com"), "23:OK all@corp.example.com,");
-        assert_eq!(ask("member=Sales", "al@corp.example.com"), "8:OK sales,");
+        assert_eq!(ask("member=all@corp.example.com", "al+x@corp.example.com"), "5:OK OK,");
+        assert_eq!(ask("member=all@corp.example.com", "bob@corp.example.com"), "5:OK OK,");
+        assert_eq!(ask("member=Sales", "al@corp.example.com"), "5:OK OK,");
         assert_eq!(ask("member=sales@corp.example.com", "nobody@corp.example.com"), "9:NOTFOUND ,");
     }
 
