@@ -2,7 +2,7 @@
 # Builds the ldapsync image here, without a registry or a Docker engine: buildah from scratch with
 # the root of scripts/image/rootfs.sh (the release binary, the shared libraries it loads (GSSAPI),
 # CA roots, a passwd entry for UID 65532 — no shell, no package manager). Also builds the two small images a local node needs: the
-# pod sandbox (pause) and a stand-in gateway (busybox: `sh`, `wget`, `sleep`).
+# pod sandbox (pause) and a stand-in gateway (busybox: `sh`, `wget`, `nc`, `sleep`).
 #
 #   scripts/image.sh                      build all three into target/images/*.tar (docker-archive)
 #   scripts/image.sh --import SOCKET      also import them into containerd (namespace k8s.io)
@@ -81,7 +81,7 @@ log "localhost/gateway-standin:1"
 G=$work/gateway
 mkdir -p "$G/bin" "$G/tmp"
 cp /bin/busybox "$G/bin/busybox"
-for applet in sh sleep wget cat ls; do ln -s busybox "$G/bin/$applet"; done
+for applet in sh sleep wget cat ls nc printf; do ln -s busybox "$G/bin/$applet"; done
 chmod 1777 "$G/tmp"
 from_scratch localhost/gateway-standin:1 "$G" "$OUT/gateway-standin.tar" --user 65532:65532 \
   --cmd '["/bin/sh", "-c", "trap \"exit 0\" TERM; while true; do sleep 3600 & wait; done"]'

@@ -64,6 +64,7 @@ impl Release {
             format!("controller.watchNamespace={}", self.ns),
             "agent.secretNames={ldapsync-keytab,openldap-password,corp-ca}".into(),
             format!("exampleGateway.image={}", env("LDAPSYNC_TEST_GATEWAY_IMAGE")),
+            "agent.socketmap.port=8391".into(),
         ] {
             args.extend(["--set".into(), set]);
         }
@@ -275,6 +276,13 @@ async fn the_chart_runs_on_the_node_and_its_pods_sync_serve_scale_roll_and_purge
         assert!(r.lookup_in_pod(pod, "u000001@example.test").is_some(), "{pod} does not know the OpenLDAP user");
         assert!(r.lookup_in_pod(pod, "nobody@nowhere.test").is_none());
     }
+
+    // The gateway's mail server asks in Postfix's socketmap protocol, on localhost too.
+    let request = format!("recipient {alice}");
+    let script = format!("printf '{}:{request},' | nc -w 2 127.0.0.1 8391", request.len());
+    let all = ["--namespace", &r.ns, "exec", &two[0], "-c", "gateway", "--", "sh", "-c", &script];
+    let (ok, out) = run_tool(&env("LDAPSYNC_TEST_KUBECTL"), &all);
+    assert!(ok && out.contains(&format!("OK {alice}")), "socketmap in the pod: {out}");
 
     // On the pod's address the sidecar answers probes and metrics only; lookups stay on localhost.
     let ip = r.json(&["get", "pod", &two[0]])["status"]["podIP"].as_str().expect("pod IP").to_owned();

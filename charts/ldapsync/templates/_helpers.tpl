@@ -68,6 +68,10 @@ sidecar on its port `agent-probe`, which serves nothing but /healthz, /readyz an
     {{- with .Values.agent.dnsServer }}
     - --dns-server={{ . }}
     {{- end }}
+    {{- if .Values.agent.socketmap.port }}
+    - --socketmap-listen=127.0.0.1:{{ .Values.agent.socketmap.port }}
+    - --recipient-delimiter={{ .Values.agent.socketmap.recipientDelimiter }}
+    {{- end }}
   env:
     - name: POD_NAME
       valueFrom: {fieldRef: {fieldPath: metadata.name}}
