@@ -7,7 +7,8 @@
 # a Samba AD sync against ldapsearch reading the same objects and attributes, and the controller's
 # 1,000-connection steady state and write count (benches/controller.rs).
 # LOOKUP_SIZE (default 100000) is the size whose store the lookup benchmarks serve; another value
-# skips them. Runs as root; builds the release binary outside and measures inside a private netns.
+# skips them. BENCH_LOOKUPS (default "lookup postfix") chooses among them: the HTTP API and index
+# (lookup), Postfix's postmap through the socketmap against its ldap: table (postfix). Runs as root; builds the release binary outside and measures inside a private netns.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -z "${IN_BENCH_NETNS:-}" ]; then
@@ -90,6 +91,63 @@ LUA
   LDAPSYNC_BENCH_LDAP="127.0.0.7:389|$BASE|cn=admin,$BASE|$PW|$W/pki/ca.pem" CARGO_NET_OFFLINE=true \
     LDAPSYNC_BENCH_HTTP="127.0.0.1:$port" LDAPSYNC_BENCH_HTTP_USERS="$n" \
     cargo bench --locked --bench lookup 2>/dev/null | grep -v '^$'
+  kill "$serve_pid"; wait "$serve_pid" 2>/dev/null || true
+}
+
+# Postfix's own client, `postmap -q -` (one query per stdin line), on the same 20,000 keys (90 %
+# known): the socketmap of `ldapsync serve` over the last sync's store against Postfix's ldap: table
+# on the same slapd (mail indexed). Then per-request latency of the socketmap over one connection
+# from a Python client (its own overhead included: an upper bound).
+postfix_bench() {
+  local port=8391 serve_pid P=$W/postfix
+  mkdir -p "$P"
+  echo "compatibility_level = 3.6" > "$P/main.cf"
+  cat > "$P/ldap.cf" <<CF
+server_host = ldap://127.0.0.7:389
+search_base = $BASE
+query_filter = (mail=%s)
+result_attribute = mail
+bind = yes
+bind_dn = cn=admin,$BASE
+bind_pw = $PW
+version = 3
+CF
+  python3 -c "
+import random; random.seed(5)
+for i in range(20000):
+    print(f'nobody{i}@volume.example' if i % 10 == 0 else f'u{random.randrange($n):07d}@volume.example')" > "$P/keys"
+  LDAPSYNC_LOG=warn "$here/target/release/ldapsync" serve --store "$W/store" --listen 127.0.0.1:8388 \
+    --socketmap-listen "127.0.0.1:$port" 2> "$P/serve.log" &
+  serve_pid=$!
+  until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do sleep 0.05; done
+  echo
+  echo "| Postfix lookups, 20,000 keys | table | wall s | lookups/s | found |"
+  echo "|---|---|---:|---:|---:|"
+  local table name
+  for table in "socketmap:inet:127.0.0.1:$port:recipient" "ldap:$P/ldap.cf"; do
+    name=${table%%:*}
+    /usr/bin/time -f '%e' -o "$P/time" postmap -c "$P" -q - "$table" < "$P/keys" > "$P/found-$name"
+    echo "| postmap -q - | $name | $(cat "$P/time") | $(awk -v t="$(cat "$P/time")" 'BEGIN {printf "%d", 20000 / t}') | $(wc -l < "$P/found-$name") |"
+  done
+  python3 - "$port" "$P/keys" <<'PY'
+import socket, sys, time
+port, keys = int(sys.argv[1]), open(sys.argv[2]).read().split()
+s = socket.create_connection(("127.0.0.1", port)); s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+f = s.makefile("rb")
+def ask(key):
+    b = b"recipient " + key.encode()
+    s.sendall(b"%d:%s," % (len(b), b))
+    n = b""
+    while (c := f.read(1)) != b":": n += c
+    f.read(int(n) + 1)
+for k in keys[:2000]: ask(k)  # warm-up
+lat = []
+for k in keys:
+    t = time.perf_counter_ns(); ask(k); lat.append(time.perf_counter_ns() - t)
+lat.sort()
+print(f"socketmap latency, one connection, Python client: p50 {lat[len(lat)//2]/1000:.0f} µs, "
+      f"p99 {lat[len(lat)*99//100]/1000:.0f} µs, max {lat[-1]/1000:.0f} µs")
+PY
   kill "$serve_pid"; wait "$serve_pid" 2>/dev/null || true
 }
 
@@ -198,7 +256,9 @@ CONF
     wall=$(cut -d' ' -f1 "$W/runs" | median); cpu=$(cut -d' ' -f2 "$W/runs" | median); rss=$(cut -d' ' -f3 "$W/runs" | median)
     echo "| $n | $groups | $tool | $wall | $cpu | $(( rss / 1024 )) |"
   done
-  if [ "$n" = "${LOOKUP_SIZE:-100000}" ]; then lookup_bench; fi
+  if [ "$n" = "${LOOKUP_SIZE:-100000}" ]; then
+    for part in ${BENCH_LOOKUPS:-lookup postfix}; do "${part}_bench"; done
+  fi
   stop_slapd
   rm -rf "$D"
 done
