@@ -49,7 +49,13 @@ pub async fn serve(
     }
     tokio::pin!(shutdown);
     loop {
-        let Ok(slot) = slots.clone().acquire_owned().await else { return };
+        let slot = tokio::select! {
+            () = &mut shutdown => return,
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => return,
+            },
+        };
         let accepted = tokio::select! {
             () = &mut shutdown => return,
             accepted = listener.accept() => accepted,
