@@ -11,21 +11,23 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use support::{env, free_port, read_file};
+use support::{env, free_port, http_get, read_file};
 
 /// `ldapsync serve` with its socketmap port; killed (by PID) when dropped.
 struct Serve {
     child: Child,
+    http_port: u16,
 }
 
 impl Serve {
     fn start(store: &Path, socketmap_port: u16) -> Self {
+        let http_port = free_port();
         let log = std::fs::File::create(format!("{}/postfix-serve-{socketmap_port}.log", env("LDAPSYNC_TEST_STATE")))
             .expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_ldapsync"))
             .args(["serve", "--store"])
             .arg(store)
-            .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+            .args(["--listen", &format!("127.0.0.1:{http_port}")])
             .args(["--socketmap-listen", &format!("127.0.0.1:{socketmap_port}"), "--recipient-delimiter", "+"])
             .env("LDAPSYNC_LOG", "info")
             .stderr(log)
@@ -36,7 +38,7 @@ impl Serve {
             assert!(Instant::now() < deadline, "ldapsync serve did not open its socketmap port");
             std::thread::sleep(Duration::from_millis(50));
         }
-        Self { child }
+        Self { child, http_port }
     }
 }
 
@@ -265,7 +267,7 @@ fn malformed_socketmap_requests_are_refused_and_many_clients_are_served() {
     let domain = env("LDAPSYNC_TEST_AD_DOMAIN");
     let store = synced_store(dir.path());
     let port = free_port();
-    let _serve = Serve::start(&store, port);
+    let serve = Serve::start(&store, port);
 
     // Content errors: PERM naming the cause, and the connection goes on.
     let mut pipelined = String::new();
@@ -320,7 +322,15 @@ fn malformed_socketmap_requests_are_refused_and_many_clients_are_served() {
             assert_eq!(*a, want);
         }
     }
-    // Still serving after all of it.
+    // Still serving after all of it; every request counted by map and reply.
     let (answers, _) = socketmap_raw(port, netstring(&format!("domain {domain}")).as_bytes(), 1);
     assert_eq!(answers, [format!("OK {domain}")]);
+    let metrics = http_get(serve.http_port, "/metrics").expect("metrics");
+    let count = |series: &str| -> f64 {
+        metrics.lines().find_map(|l| l.strip_prefix(series)?.trim().parse().ok()).unwrap_or(0.0)
+    };
+    assert_eq!(count("ldapsync_socketmap_requests_total{map=\"recipient\",outcome=\"ok\"}"), 1.0 + 64.0 * 40.0);
+    assert_eq!(count("ldapsync_socketmap_requests_total{map=\"recipient\",outcome=\"notfound\"}"), 1.0 + 64.0 * 10.0);
+    assert_eq!(count("ldapsync_socketmap_requests_total{map=\"domain\",outcome=\"ok\"}"), 1.0);
+    assert!(count("ldapsync_socketmap_requests_total{map=\"invalid\",outcome=\"perm\"}") >= 4.0, "{metrics}");
 }

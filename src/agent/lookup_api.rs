@@ -14,6 +14,7 @@ use axum::routing::get;
 use serde::Serialize;
 
 use crate::domain::index::Index;
+use crate::domain::socketmap;
 
 /// Longest address accepted (RFC 5321).
 const MAX_ADDRESS: usize = 320;
@@ -33,9 +34,6 @@ enum Endpoint {
 const ENDPOINTS: [(&str, Endpoint); 3] =
     [("address", Endpoint::Address), ("members", Endpoint::Members), ("autocomplete", Endpoint::Autocomplete)];
 const OUTCOMES: [&str; 3] = ["found", "not_found", "bad_request"];
-/// Labels of the socketmap counters: the map kinds (never a group's name) and the reply codes.
-const SOCKETMAP_MAPS: [&str; 4] = ["recipient", "domain", "member", "invalid"];
-const SOCKETMAP_OUTCOMES: [&str; 5] = ["ok", "notfound", "temp", "timeout", "perm"];
 
 /// What the lookup API serves, shared with whoever loads snapshots.
 pub struct LookupState {
@@ -43,7 +41,8 @@ pub struct LookupState {
     stale: RwLock<BTreeSet<String>>,
     loaded: std::sync::atomic::AtomicBool,
     requests: [[AtomicU64; 3]; 3],
-    socketmap_requests: [[AtomicU64; 5]; 4],
+    /// By map and reply, as indexed by `socketmap::MAP_LABELS` and `REPLY_LABELS`.
+    socketmap_requests: [[AtomicU64; socketmap::REPLY_LABELS.len()]; socketmap::MAP_LABELS.len()],
     now: fn() -> i64,
     /// More metrics appended to `/metrics` (the agent's sync metrics).
     extra_metrics: RwLock<Option<ExtraMetrics>>,
@@ -109,11 +108,11 @@ impl LookupState {
         self.loaded.load(Ordering::Acquire)
     }
 
-    /// Counts a socketmap request by map kind and reply (labels from the socketmap module).
-    pub fn count_socketmap(&self, map: &str, outcome: &str) {
-        let m = SOCKETMAP_MAPS.iter().position(|x| *x == map).unwrap_or(SOCKETMAP_MAPS.len() - 1);
-        let o = SOCKETMAP_OUTCOMES.iter().position(|x| *x == outcome).unwrap_or(SOCKETMAP_OUTCOMES.len() - 1);
-        self.socketmap_requests[m][o].fetch_add(1, Ordering::Relaxed);
+    /// Counts a socketmap request by map and reply (`Map::metric_index`, `Reply::metric_index`).
+    pub fn count_socketmap(&self, map: usize, reply: usize) {
+        if let Some(counter) = self.socketmap_requests.get(map).and_then(|r| r.get(reply)) {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     fn count(&self, endpoint: Endpoint, outcome: usize) {
@@ -314,8 +313,8 @@ async fn metrics(State(state): State<Arc<LookupState>>) -> Response {
     }
     out.push_str("# HELP ldapsync_socketmap_requests_total Socketmap (Postfix) requests by map and reply.\n");
     out.push_str("# TYPE ldapsync_socketmap_requests_total counter\n");
-    for (m, map) in SOCKETMAP_MAPS.iter().enumerate() {
-        for (o, outcome) in SOCKETMAP_OUTCOMES.iter().enumerate() {
+    for (m, map) in socketmap::MAP_LABELS.iter().enumerate() {
+        for (o, outcome) in socketmap::REPLY_LABELS.iter().enumerate() {
             let n = state.socketmap_requests[m][o].load(Ordering::Relaxed);
             let _ = writeln!(out, "ldapsync_socketmap_requests_total{{map=\"{map}\",outcome=\"{outcome}\"}} {n}");
         }

@@ -135,16 +135,16 @@ async fn handle(mut stream: TcpStream, state: &LookupState, config: &SocketmapCo
 fn respond(state: &LookupState, payload: &[u8], rules: &KeyRules, out: &mut Vec<u8>) {
     let index = state.index();
     let parsed = socketmap::parse_request(payload).and_then(|r| Ok((Map::parse(r.map)?, r.key)));
-    let (label, reply) = match parsed {
+    let (map_index, reply) = match parsed {
         Ok((map, key)) => {
             let loaded = state.is_loaded() && !index.snapshots().is_empty();
-            (map.label(), socketmap::answer(loaded.then_some(&*index), map, key, rules))
+            (map.metric_index(), socketmap::answer(loaded.then_some(&*index), map, key, rules))
         }
         Err(e) => {
             tracing::debug!(error = %e, "socketmap request refused");
-            ("invalid", Reply::Perm(e.to_string().into()))
+            (socketmap::INVALID_REQUEST, Reply::Perm(e.to_string().into()))
         }
     };
-    state.count_socketmap(label, reply.outcome());
+    state.count_socketmap(map_index, reply.metric_index());
     reply.encode_into(out);
 }

@@ -117,15 +117,22 @@ impl<'a> Map<'a> {
         }
     }
 
-    /// A bounded label for metrics (never the group's name).
-    pub fn label(&self) -> &'static str {
+    /// Its position in [`MAP_LABELS`] (a bounded metrics label, never the group's name).
+    pub fn metric_index(&self) -> usize {
         match self {
-            Map::Recipient => "recipient",
-            Map::Domain => "domain",
-            Map::Member(_) => "member",
+            Map::Recipient => 0,
+            Map::Domain => 1,
+            Map::Member(_) => 2,
         }
     }
 }
+
+/// Metrics labels of the maps, by [`Map::metric_index`]; the last is for refused requests.
+pub const MAP_LABELS: [&str; 4] = ["recipient", "domain", "member", "invalid"];
+/// The index of [`MAP_LABELS`] that counts refused requests.
+pub const INVALID_REQUEST: usize = 3;
+/// Metrics labels of the replies, by [`Reply::metric_index`].
+pub const REPLY_LABELS: [&str; 5] = ["ok", "notfound", "temp", "timeout", "perm"];
 
 /// A socketmap reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,14 +145,14 @@ pub enum Reply<'a> {
 }
 
 impl Reply<'_> {
-    /// A bounded label for metrics and logs.
-    pub fn outcome(&self) -> &'static str {
+    /// Its position in [`REPLY_LABELS`].
+    pub fn metric_index(&self) -> usize {
         match self {
-            Reply::Ok(_) => "ok",
-            Reply::NotFound => "notfound",
-            Reply::Temp(_) => "temp",
-            Reply::Timeout(_) => "timeout",
-            Reply::Perm(_) => "perm",
+            Reply::Ok(_) => 0,
+            Reply::NotFound => 1,
+            Reply::Temp(_) => 2,
+            Reply::Timeout(_) => 3,
+            Reply::Perm(_) => 4,
         }
     }
 
@@ -362,7 +369,8 @@ mod tests {
     #[test]
     fn without_a_cache_every_map_answers_temp() {
         for map in [Map::Recipient, Map::Domain, Map::Member("g")] {
-            assert_eq!(answer(None, map, "a@b.test", &KeyRules::default()).outcome(), "temp");
+            let reply = answer(None, map, "a@b.test", &KeyRules::default());
+            assert_eq!(REPLY_LABELS[reply.metric_index()], "temp");
         }
     }
 }
