@@ -227,6 +227,11 @@ node_stop() {
     done
   fi
   stop_pidfile "$STATE/containerd.pid"
+  # The shims outlive containerd (they are re-parented); this node's name its socket.
+  local shim
+  for shim in $(grep -lsF -- "$SOCK" /proc/[0-9]*/cmdline | cut -d/ -f3); do
+    [ "$shim" != "$$" ] && kill -KILL "$shim" 2>/dev/null || true
+  done
   stop_pidfile "$STATE/dnsmasq-pods.pid"
   # Whatever still runs in the pods' cgroups (shims, containers), by PID; then the cgroups go.
   local procs pid
