@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stdout, unreachable_pub)] // test code states its expectations
 //! Fuzzing of the parsers that read outside input — DNs, schedules and cron, proxyAddresses,
 //! keytabs, snapshot files — with proptest (cargo-fuzz needs a nightly toolchain, which this
 //! machine lacks). Each target first replays its
