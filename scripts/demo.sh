@@ -11,6 +11,7 @@
 #   scripts/demo.sh down         stops everything (by saved PIDs)
 #   scripts/demo.sh kubectl ...  kubectl against the demo cluster, e.g. `get lc -n mail-gateway`
 #   scripts/demo.sh lookup ADDR  asks gateway pod 0's agent, from its gateway container
+#   scripts/demo.sh ldapsync ... kubectl ldapsync against the demo, e.g. `get -n mail-gateway`
 set -euo pipefail
 cd "$(dirname "$0")/.."
 here=$(pwd)
@@ -157,6 +158,13 @@ case "${1:-run}" in
     shift
     running || { echo "the demo is not running: scripts/demo.sh up" >&2; exit 1; }
     in_netns "${LDAPSYNC_CACHE:-/var/cache/ldapsync}/tools/bin/kubectl" --kubeconfig "$STATE/kube/kubeconfig" "$@"
+    exit ;;
+  ldapsync)
+    # kubectl ldapsync: the plugin is the release binary (kubectl refuses flags before a plugin's name).
+    shift
+    running || { echo "the demo is not running: scripts/demo.sh up" >&2; exit 1; }
+    [ -x target/release/ldapsync ] || cargo build --release --locked --bin ldapsync >&2
+    in_netns "$here/target/release/ldapsync" ctl --kubeconfig "$STATE/kube/kubeconfig" "$@"
     exit ;;
   lookup) lookup "${2:?address}"; exit ;;
   __inside) inside; exit ;;
