@@ -3,18 +3,19 @@
 //! `--secrets-dir DIR` laid out as `DIR/<name>/<key>`, like a mounted Secret volume.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::api::{LdapConnection, LdapConnectionSpec, SecretKeyRef};
-use crate::directory::dns::DnsResolver;
-use crate::directory::sync::{ConnectionSecrets, PreparedConnection, SyncError};
-use crate::domain::codec;
-use crate::domain::deletion::{DeletionLimits, ObjectIds, check_deletions};
-use crate::domain::duplicates::find_duplicates;
-use crate::domain::snapshot::ConnectionRef;
-use crate::secret::Secret;
+use crate::api::{LdapConnection, LdapConnectionSpec};
+use crate::directory::sync::SyncError;
+use crate::domain::deletion::ObjectIds;
+use crate::domain::reason::Reason;
+use crate::domain::snapshot::{ConnectionRef, Snapshot};
 use crate::store::local::{LocalStore, StoreError};
+use crate::sync::secrets::FileSource;
+use crate::sync::{PipelineError, SyncOutcome, SyncRequest};
+pub use crate::system::unix_now;
 
 /// A failed CLI command, with a stable reason.
 #[derive(Debug, thiserror::Error)]
@@ -23,28 +24,34 @@ pub enum CliError {
     ReadManifest { path: PathBuf, source: std::io::Error },
     #[error("{path} is not a valid LdapConnection: {detail}")]
     ParseManifest { path: PathBuf, detail: String },
-    #[error("{field}: {path} cannot be read ({source}); put the value of {what} there")]
-    SecretNotFound { field: &'static str, what: String, path: PathBuf, source: std::io::Error },
     #[error(transparent)]
-    Sync(#[from] SyncError),
+    Sync(#[from] PipelineError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("{0}")]
     Held(String),
-    #[error("cannot encode the snapshot: {0}")]
-    Encode(#[from] codec::CodecError),
+    #[error("cannot write the answer as JSON: {0}")]
+    Output(#[from] serde_json::Error),
+    #[error("cannot read the LdapConnection: {0}")]
+    Api(#[from] kube::Error),
 }
 
 impl CliError {
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> Reason {
         match self {
-            Self::ReadManifest { .. } | Self::ParseManifest { .. } => "InvalidSpec",
-            Self::SecretNotFound { .. } => "SecretNotFound",
+            Self::ReadManifest { .. } | Self::ParseManifest { .. } => Reason::InvalidSpec,
             Self::Sync(e) => e.reason(),
-            Self::Store(_) => "StoreFailed",
-            Self::Held(_) => "DeletionThresholdExceeded",
-            Self::Encode(_) => "StoreFailed",
+            Self::Store(_) => Reason::StoreFailed,
+            Self::Held(_) => Reason::DeletionThresholdExceeded,
+            Self::Output(_) => Reason::OutputFailed,
+            Self::Api(_) => Reason::KubernetesApiUnavailable,
         }
+    }
+}
+
+impl From<SyncError> for CliError {
+    fn from(e: SyncError) -> Self {
+        Self::Sync(e.into())
     }
 }
 
@@ -62,42 +69,6 @@ pub fn load_manifest(path: &Path) -> Result<(ConnectionRef, LdapConnectionSpec),
         .ok_or_else(|| CliError::ParseManifest { path: path.to_owned(), detail: "metadata.name is missing".into() })?;
     let uid = conn.metadata.uid.clone().unwrap_or_else(|| format!("local-{namespace}-{name}"));
     Ok((ConnectionRef { namespace, name, uid }, conn.spec))
-}
-
-/// Reads the secrets `spec` references from `dir/<name>/<key>`.
-pub fn load_secrets(spec: &LdapConnectionSpec, dir: Option<&Path>) -> Result<ConnectionSecrets, CliError> {
-    let read = |field: &'static str, r: &SecretKeyRef, default_key: &str| -> Result<Vec<u8>, CliError> {
-        let key = r.key.as_deref().unwrap_or(default_key);
-        let base = dir.unwrap_or(Path::new("."));
-        let path = base.join(&r.name).join(key);
-        std::fs::read(&path).map_err(|source| CliError::SecretNotFound {
-            field,
-            what: format!("{}/{key}", r.name),
-            path,
-            source,
-        })
-    };
-    let mut secrets = ConnectionSecrets::default();
-    if let Some(simple) = &spec.auth.simple {
-        let mut pw = read("spec.auth.simple.passwordSecretRef", &simple.password_secret_ref, "password")?;
-        // Files written by `echo` end with a newline that is not part of the password.
-        while pw.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-            pw.pop();
-        }
-        secrets.password = Some(Secret::new(pw));
-    }
-    if let Some(kerberos) = &spec.auth.kerberos {
-        secrets.keytab =
-            Some(Secret::new(read("spec.auth.kerberos.keytabSecretRef", &kerberos.keytab_secret_ref, "keytab")?));
-    }
-    if let Some(ca) = &spec.tls.ca {
-        if let Some(r) = &ca.secret_ref {
-            secrets.ca_pem = Some(read("spec.tls.ca.secretRef", r, "ca.crt")?);
-        } else if let Some(r) = &ca.config_map_ref {
-            secrets.ca_pem = Some(read("spec.tls.ca.configMapRef", r, "ca.crt")?);
-        }
-    }
-    Ok(secrets)
 }
 
 /// What `check` found.
@@ -127,10 +98,40 @@ pub async fn check(
     dns_server: Option<&str>,
 ) -> Result<CheckReport, CliError> {
     let (connection, spec) = load_manifest(manifest)?;
-    let secrets = load_secrets(&spec, secrets_dir)?;
-    let prepared = PreparedConnection::prepare(connection, spec, secrets).await?;
-    let dns = resolver(dns_server, &prepared)?;
-    let servers = prepared.servers(&dns, random_pick).await?;
+    let prepared = crate::sync::prepare(connection, &spec, &FileSource::new(secrets_dir)).await?;
+    check_prepared(prepared, dns_server).await
+}
+
+/// `check` of a connection in the cluster, with its own Secrets read through the API: what
+/// `kubectl ldapsync check` runs inside a gateway pod's agent container, to test from where the
+/// pods connect.
+pub async fn check_in_cluster(
+    client: kube::Client,
+    namespace: &str,
+    name: &str,
+    dns_server: Option<&str>,
+) -> Result<CheckReport, CliError> {
+    let api: kube::Api<LdapConnection> = kube::Api::namespaced(client.clone(), namespace);
+    let conn = api.get_opt(name).await?.ok_or_else(|| CliError::ParseManifest {
+        path: PathBuf::from(format!("{namespace}/{name}")),
+        detail: "no such LdapConnection".into(),
+    })?;
+    let connection = ConnectionRef {
+        namespace: namespace.to_owned(),
+        name: name.to_owned(),
+        uid: conn.metadata.uid.clone().unwrap_or_default(),
+    };
+    let source = crate::sync::secrets::KubeSource::new(client, namespace);
+    let prepared = crate::sync::prepare(connection, &conn.spec, &source).await?;
+    check_prepared(prepared, dns_server).await
+}
+
+async fn check_prepared(
+    prepared: crate::directory::sync::PreparedConnection,
+    dns_server: Option<&str>,
+) -> Result<CheckReport, CliError> {
+    let dns = crate::sync::resolver(&prepared, dns_server)?;
+    let servers = prepared.servers(&dns, crate::system::random_pick).await?;
     let (mut session, _) = prepared.open_session(&dns, &servers).await?;
     let root = session.root_dse().await.map_err(SyncError::from)?;
     let controls = root.values("supportedControl").to_vec();
@@ -185,7 +186,8 @@ pub struct SyncReport {
 }
 
 /// One standalone sync into `store_dir`. The previous snapshot stays when anything fails, and when
-/// the deletion-safety guard holds the new one (unless `approve` is its content hash).
+/// the deletion-safety guard holds the new one (unless `approve` is its content hash). Duplicates
+/// are counted across every snapshot of the store, as `ldapsync serve` would serve them.
 pub async fn sync(
     manifest: &Path,
     secrets_dir: Option<&Path>,
@@ -194,36 +196,26 @@ pub async fn sync(
     approve: Option<&str>,
 ) -> Result<SyncReport, CliError> {
     let (connection, spec) = load_manifest(manifest)?;
-    let secrets = load_secrets(&spec, secrets_dir)?;
     let store = LocalStore::open(store_dir)?;
-    let key = connection.uid.clone();
-    // Only the previous snapshot's ids are kept while the new one is read.
-    let previous = match store.load(&key) {
-        Ok(p) => p.map(|stored| ObjectIds::of(&stored.snapshot)),
-        Err(e @ StoreError::CorruptSnapshot { .. }) => {
-            let aside = store.set_aside(&key)?;
-            tracing::warn!(error = %e, moved_to = %aside.display(), "previous snapshot is corrupt; set aside, doing a full sync");
-            None
-        }
-        Err(e) => return Err(e.into()),
+    // Only the previous snapshot's ids are kept while the new one is read. A damaged file is set
+    // aside by the load, and the sync starts from scratch.
+    let (previous, siblings): (Vec<_>, Vec<_>) =
+        store.load_all()?.into_iter().partition(|s| s.snapshot.connection.uid == connection.uid);
+    let request = SyncRequest {
+        connection: connection.clone(),
+        spec: &spec,
+        dns_server,
+        previous: previous.first().map(|p| ObjectIds::of(&p.snapshot)),
+        approval: approve,
+        siblings: siblings.into_iter().map(|s| Arc::new(s.snapshot)).collect(),
+        progress: Arc::default(),
     };
-    let limits = DeletionLimits {
-        max_objects: u64::from(spec.deletion_safety.max_deleted_objects),
-        max_percent: u64::from(spec.deletion_safety.max_deleted_percent),
+    drop(previous);
+    let synced = match crate::sync::run(request, &FileSource::new(secrets_dir), &store).await? {
+        SyncOutcome::Synced(synced) => synced,
+        SyncOutcome::Held { held, .. } => return Err(CliError::Held(held.to_string())),
     };
-    let prepared = PreparedConnection::prepare(connection.clone(), spec, secrets).await?;
-    let dns = resolver(dns_server, &prepared)?;
-    let snapshot = prepared.read_snapshot(&dns, random_pick, unix_now).await?;
-    // The duplicate check beside encoding and hashing: the server is done, only wall time counts.
-    let (coded, duplicates) = std::thread::scope(|scope| {
-        let duplicates = scope.spawn(|| find_duplicates([&snapshot]));
-        let coded = codec::encode_and_hash(&snapshot);
-        (coded, duplicates.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
-    });
-    let (encoded, content) = coded?;
-    let deleted = check_deletions(previous.as_ref(), &snapshot, &content, limits, approve)
-        .map_err(|held| CliError::Held(held.to_string()))?;
-    let path = store.write(&key, &encoded)?;
+    let snapshot = &synced.snapshot;
     let counts = snapshot.counts();
     Ok(SyncReport {
         connection: format!("{}/{}", connection.namespace, connection.name),
@@ -233,52 +225,35 @@ pub async fn sync(
         groups: counts.groups,
         addresses: counts.addresses,
         unresolved_members: snapshot.unresolved_members,
-        deleted,
-        duplicate_user_names: duplicates.user_names,
-        duplicate_addresses: duplicates.addresses,
-        duplicate_examples: duplicates.examples,
-        snapshot_hash: encoded.hash,
-        content_hash: content,
-        snapshot_size: encoded.bytes.len() as u64,
-        path,
+        deleted: synced.deleted,
+        duplicate_user_names: synced.duplicates.user_names,
+        duplicate_addresses: synced.duplicates.addresses,
+        duplicate_examples: synced.duplicates.examples,
+        snapshot_hash: synced.snapshot_hash,
+        content_hash: synced.content_hash,
+        snapshot_size: synced.size,
+        path: store.path_of(&connection.uid)?,
     })
 }
 
 /// Loads every valid snapshot of an existing store folder (damaged ones are set aside).
-pub fn load_store(store_dir: &Path) -> Result<Vec<std::sync::Arc<crate::domain::snapshot::Snapshot>>, CliError> {
+pub fn load_store(store_dir: &Path) -> Result<Vec<Arc<Snapshot>>, CliError> {
     if !store_dir.is_dir() {
         let source = std::io::Error::new(std::io::ErrorKind::NotFound, "no such store folder");
         return Err(StoreError::ReadSnapshot { path: store_dir.to_owned(), source }.into());
     }
     let stored = LocalStore::open(store_dir)?.load_all()?;
-    Ok(stored.into_iter().map(|s| std::sync::Arc::new(s.snapshot)).collect())
+    Ok(stored.into_iter().map(|s| Arc::new(s.snapshot)).collect())
 }
 
-/// Answers an address lookup from a local store, as the agent's lookup API would.
-pub fn lookup(address: &str, store_dir: &Path) -> Result<Option<serde_json::Value>, CliError> {
+/// Answers an address lookup from a local store, as the agent's lookup API would: the answer as
+/// JSON text, `None` when the address is not in the store.
+pub fn lookup(address: &str, store_dir: &Path) -> Result<Option<String>, CliError> {
     let index = crate::domain::index::Index::build(load_store(store_dir)?);
-    Ok(index.lookup_address(address).and_then(|answer| serde_json::to_value(answer).ok()))
+    index.lookup_address(address).map(|answer| to_json(&answer)).transpose()
 }
 
-fn resolver(dns_server: Option<&str>, prepared: &PreparedConnection) -> Result<DnsResolver, CliError> {
-    DnsResolver::new(dns_server, prepared.transport.operation_timeout)
-        .map_err(|e| CliError::Sync(SyncError::Discover(e)))
-}
-
-/// Uniform in `0..=total` from the OS's randomness (weights of SRV records).
-pub fn random_pick(total: u64) -> u64 {
-    let mut bytes = [0u8; 8];
-    if getrandom_fill(&mut bytes).is_err() {
-        return 0;
-    }
-    u64::from_le_bytes(bytes) % (total + 1)
-}
-
-fn getrandom_fill(buf: &mut [u8]) -> std::io::Result<()> {
-    use std::io::Read;
-    std::fs::File::open("/dev/urandom")?.read_exact(buf)
-}
-
-pub fn unix_now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+/// A command's report as pretty JSON.
+pub fn to_json(report: &impl Serialize) -> Result<String, CliError> {
+    Ok(serde_json::to_string_pretty(report)?)
 }

@@ -1,3 +1,6 @@
+//! The `ldapsync` binary: a thin command line over the library.
+#![allow(clippy::print_stdout)] // the CLI answers on standard output
+
 use std::path::PathBuf;
 
 // A sync allocates a string per attribute value; mimalloc makes that markedly cheaper than glibc's
@@ -20,6 +23,67 @@ struct Cli {
     command: Command,
 }
 
+#[derive(clap::Args)]
+struct CtlArgs {
+    /// The kubeconfig file (default: $KUBECONFIG or ~/.kube/config).
+    #[arg(long, global = true)]
+    kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context (default: the current one).
+    #[arg(long, global = true)]
+    context: Option<String>,
+    /// The namespace (default: the context's).
+    #[arg(short = 'n', long, global = true)]
+    namespace: Option<String>,
+    /// Output format: table, json or yaml.
+    #[arg(short = 'o', long, global = true, default_value = "table")]
+    output: ldapsync::ctl::Output,
+    #[command(subcommand)]
+    command: CtlCommand,
+}
+
+#[derive(Subcommand)]
+enum CtlCommand {
+    /// Connections with a line per gateway pod: phase, DC, site, mode, age, counts, duplicates, reason.
+    Get { name: Option<String> },
+    /// Request a sync and wait until every gateway pod handled it, printing each pod's outcome.
+    Sync {
+        name: String,
+        /// Return once requested, without waiting.
+        #[arg(long)]
+        no_wait: bool,
+        /// How long to wait for every pod.
+        #[arg(long, default_value = "5m", value_parser = parse_timeout)]
+        timeout: std::time::Duration,
+    },
+    /// Show what the held syncs would remove and approve exactly that content, on every held pod
+    /// or on one; wait until they applied it.
+    Approve {
+        name: String,
+        /// Approve the content this pod holds only.
+        #[arg(long)]
+        pod: Option<String>,
+        #[arg(long)]
+        no_wait: bool,
+        #[arg(long, default_value = "5m", value_parser = parse_timeout)]
+        timeout: std::time::Duration,
+    },
+    /// Stop scheduled and requested syncs (the caches keep serving).
+    Suspend { name: String },
+    /// Sync again on schedule and on request.
+    Resume { name: String },
+    /// Test the connection from a gateway pod, with the connection's own Secrets.
+    Check {
+        name: String,
+        /// The gateway pod to test from (default: the first with a row).
+        #[arg(long)]
+        pod: Option<String>,
+    },
+}
+
+fn parse_timeout(value: &str) -> Result<std::time::Duration, String> {
+    ldapsync::domain::duration::parse_duration(value).map_err(|e| e.to_string())
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the controller: validate connections and schedules, keep search bases unique, turn the
@@ -34,8 +98,15 @@ enum Command {
     /// capabilities and object counts. Exit 0 on success, 1 with the reason on failure.
     Check {
         /// LdapConnection manifest (YAML).
-        #[arg(short = 'f', long = "file")]
-        file: PathBuf,
+        #[arg(short = 'f', long = "file", required_unless_present = "connection", conflicts_with = "connection")]
+        file: Option<PathBuf>,
+        /// Or: the LdapConnection of this name in the cluster, with its Secrets read through the API
+        /// (in-cluster credentials; what `kubectl ldapsync check` runs in a gateway pod).
+        #[arg(long)]
+        connection: Option<String>,
+        /// The namespace of `--connection`.
+        #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+        namespace: String,
         #[command(flatten)]
         common: Common,
     },
@@ -58,6 +129,10 @@ enum Command {
         #[command(flatten)]
         socketmap: SocketmapArgs,
     },
+    /// Day-2 commands against the cluster (installed as `kubectl-ldapsync`, this is `kubectl
+    /// ldapsync`): get, sync, approve, suspend, resume, check. Exit 0 done, 1 a pod failed or held,
+    /// 2 the command could not run, 3 the wait timed out.
+    Ctl(CtlArgs),
     /// One standalone sync into a local store (no cluster). Prints a JSON summary.
     Sync {
         /// LdapConnection manifest (YAML).
@@ -179,7 +254,9 @@ struct Common {
 /// mimalloc's `mi_option_purge_delay` (the same index in its v2 and v3 option enums).
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
-fn main() -> ExitCode {
+/// Allocator and paging settings for this process, set before any other thread exists.
+#[allow(unsafe_code)]
+fn tune_memory() {
     // Give freed pages back at once instead of after 10 ms: a sync frees most of what it built right
     // after writing the snapshot (peak RSS at 100k users: 135 -> 102 MiB, see docs/PERFORMANCE.md).
     // SAFETY: sets a process-wide allocator option before any other thread exists.
@@ -192,7 +269,17 @@ fn main() -> ExitCode {
     unsafe {
         libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
     }
-    let cli = Cli::parse();
+}
+
+fn main() -> ExitCode {
+    tune_memory();
+    // Installed as `kubectl-ldapsync`, kubectl runs it as `kubectl ldapsync ARGS`: that is `ctl ARGS`.
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let invoked_as = args.first().and_then(|a| std::path::Path::new(a).file_name()).map(|n| n.to_owned());
+    if invoked_as.is_some_and(|n| n == "kubectl-ldapsync") {
+        args.insert(1, "ctl".into());
+    }
+    let cli = Cli::parse_from(args);
     let filter =
         tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
@@ -210,7 +297,7 @@ fn main() -> ExitCode {
         },
         Command::Lookup(args) => match ldapsync::cli::lookup(&args.address, &args.store) {
             Ok(Some(answer)) => {
-                println!("{}", serde_json::to_string_pretty(&answer).unwrap_or_default());
+                println!("{answer}");
                 ExitCode::SUCCESS
             }
             Ok(None) => {
@@ -218,17 +305,28 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
             Err(e) => {
-                eprintln!("error [{}]: {e}", e.reason());
+                eprintln!("error [{}]: {}", e.reason(), ldapsync::domain::reason::with_sources(&e));
                 ExitCode::from(2)
             }
         },
         Command::Serve { store, listen, threads, socketmap } => serve(store, listen, threads, &socketmap),
         Command::Controller(args) => controller(args),
+        Command::Ctl(args) => ctl(args),
         Command::Agent(args) => agent(args),
-        Command::Check { file, common } => run(async move {
-            let report =
-                ldapsync::cli::check(&file, common.secrets_dir.as_deref(), common.dns_server.as_deref()).await?;
-            Ok(serde_json::to_string_pretty(&report).unwrap_or_default())
+        Command::Check { file, connection, namespace, common } => run(async move {
+            let dns = common.dns_server.as_deref();
+            let report = match (file, connection) {
+                (Some(file), _) => ldapsync::cli::check(&file, common.secrets_dir.as_deref(), dns).await?,
+                (None, Some(name)) => {
+                    let client = kube::Client::try_default().await?;
+                    ldapsync::cli::check_in_cluster(client, &namespace, &name, dns).await?
+                }
+                (None, None) => {
+                    let detail = "give --file MANIFEST or --connection NAME".to_owned();
+                    return Err(ldapsync::cli::CliError::ParseManifest { path: PathBuf::new(), detail });
+                }
+            };
+            ldapsync::cli::to_json(&report)
         }),
         Command::Sync { file, store, approve_deletions, common } => run(async move {
             let report = ldapsync::cli::sync(
@@ -239,7 +337,7 @@ fn main() -> ExitCode {
                 approve_deletions.as_deref(),
             )
             .await?;
-            Ok(serde_json::to_string_pretty(&report).unwrap_or_default())
+            ldapsync::cli::to_json(&report)
         }),
     }
 }
@@ -347,6 +445,40 @@ async fn shutdown_signal() {
     }
 }
 
+/// Runs a plugin command; its exit codes are documented in `ldapsync::ctl`.
+fn ctl(args: CtlArgs) -> ExitCode {
+    use ldapsync::ctl::{Command as Ctl, Target};
+    let target = Target { kubeconfig: args.kubeconfig, context: args.context, namespace: args.namespace };
+    let command = match args.command {
+        CtlCommand::Get { name } => Ctl::Get { name },
+        CtlCommand::Sync { name, no_wait, timeout } => Ctl::Sync { name, wait: !no_wait, timeout },
+        CtlCommand::Approve { name, pod, no_wait, timeout } => Ctl::Approve { name, pod, wait: !no_wait, timeout },
+        CtlCommand::Suspend { name } => Ctl::Suspend { name },
+        CtlCommand::Resume { name } => Ctl::Resume { name },
+        CtlCommand::Check { name, pod } => Ctl::Check { name, pod },
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(ldapsync::ctl::run(&target, args.output, command)) {
+        Ok(out) => {
+            print!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            if let ldapsync::ctl::CtlError::Outcome { shown, .. } = &e {
+                print!("{shown}");
+            }
+            eprintln!("error: {}", ldapsync::domain::reason::with_sources(&e));
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
 /// Runs a command on a single-threaded runtime; prints its output, or its reason and error.
 fn run(work: impl std::future::Future<Output = Result<String, ldapsync::cli::CliError>>) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
@@ -362,7 +494,7 @@ fn run(work: impl std::future::Future<Output = Result<String, ldapsync::cli::Cli
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("error [{}]: {e}", e.reason());
+            eprintln!("error [{}]: {}", e.reason(), ldapsync::domain::reason::with_sources(&e));
             ExitCode::FAILURE
         }
     }

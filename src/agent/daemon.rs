@@ -10,11 +10,12 @@ use std::sync::Arc;
 use futures::StreamExt;
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Api, Client, ResourceExt};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 
+use super::context::AgentContext;
 use super::lookup_api::{LookupState, probe_router, router};
 use super::socketmap::{self, SocketmapConfig};
-use super::worker::{AgentContext, AgentMetrics, purge, run_worker};
+use super::worker::{purge, run_worker};
 use crate::api::{LdapConnection, LdapSyncSchedule};
 use crate::store::local::{LocalStore, StoreError};
 
@@ -52,49 +53,71 @@ async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, AgentError> {
 
 type Workers = HashMap<String, watch::Sender<Option<Arc<LdapConnection>>>>;
 
+/// The worker map. Each change is one insert, remove or send: a poisoned map is still whole.
+fn lock(workers: &std::sync::Mutex<Workers>) -> std::sync::MutexGuard<'_, Workers> {
+    workers.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Runs until `shutdown` resolves.
 pub async fn run(
     client: Client,
     config: AgentConfig,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), AgentError> {
-    let store = LocalStore::open(&config.store)?;
-    let lookup = Arc::new(LookupState::new(crate::cli::unix_now));
-    let started = std::time::Instant::now();
-    let stored = store.load_all()?;
+    let lookup = Arc::new(LookupState::new(crate::system::unix_now));
     let (schedules, schedule_writer) = reflector::store();
-    let ctx = Arc::new(AgentContext {
-        client: client.clone(),
-        namespace: config.namespace.clone(),
-        pod: config.pod.clone(),
-        store,
-        lookup: lookup.clone(),
-        snapshots: std::sync::Mutex::new(
-            stored.into_iter().map(|s| (s.snapshot.connection.uid.clone(), Arc::new(s.snapshot))).collect(),
-        ),
-        limit: Semaphore::new(config.max_concurrent_syncs.max(1)),
-        dns_server: config.dns_server.clone(),
-        metrics: AgentMetrics::default(),
-        schedules,
-    });
-    // Ready (`/readyz`) only with a cache to answer from: an empty index would call every address
-    // foreign. Without a stored snapshot the first sync (or an empty namespace) makes it ready.
-    if ctx.snapshots.lock().is_ok_and(|s| !s.is_empty()) {
+    let ctx = warm_start(&client, &config, lookup.clone(), schedules).await?;
+    let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
+    let http = serve(&config, lookup, shutdown.clone()).await?;
+    let workers: Arc<std::sync::Mutex<Workers>> = Arc::default();
+    let schedule_api: Api<LdapSyncSchedule> = Api::namespaced(client.clone(), &config.namespace);
+    let schedule_task = tokio::spawn(watch_schedules(schedule_api, schedule_writer, workers.clone()));
+    watch_connections(&ctx, Api::namespaced(client, &config.namespace), &workers, shutdown).await;
+    schedule_task.abort();
+    // Dropping the senders ends the workers without purging anything.
+    lock(&workers).clear();
+    if let Err(e) = http.await {
+        tracing::error!(error = %e, "the lookup API task failed");
+    }
+    Ok(())
+}
+
+/// Loads the stored snapshots and serves them at once. Ready (`/readyz`) only with a cache to
+/// answer from: an empty index would call every address foreign. Without a stored snapshot the
+/// first sync (or an empty namespace) makes it ready.
+async fn warm_start(
+    client: &Client,
+    config: &AgentConfig,
+    lookup: Arc<LookupState>,
+    schedules: reflector::Store<LdapSyncSchedule>,
+) -> Result<Arc<AgentContext>, AgentError> {
+    let started = std::time::Instant::now();
+    let store = LocalStore::open(&config.store)?;
+    let stored = store.load_all()?;
+    let snapshots = stored.into_iter().map(|s| s.snapshot).collect();
+    let ctx = Arc::new(AgentContext::new(client.clone(), config, store, lookup.clone(), snapshots, schedules));
+    let warm = ctx.cached_uids().len();
+    if warm > 0 {
         ctx.publish().await;
     }
-    let metrics_ctx = ctx.clone();
-    lookup.set_extra_metrics(Arc::new(move || metrics_ctx.metrics.render()));
+    lookup.register_metrics(|registry| ctx.metrics.register(registry));
     tracing::info!(
-        snapshots = ctx.snapshots.lock().map(|s| s.len()).unwrap_or(0),
+        snapshots = warm,
         elapsed_ms = started.elapsed().as_millis() as u64,
         "warm start: serving the cached snapshots"
     );
+    Ok(ctx)
+}
 
-    let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
+/// Starts the probe port, the socketmap server and the lookup API; returns the lookup API's task.
+async fn serve(
+    config: &AgentConfig,
+    lookup: Arc<LookupState>,
+    shutdown: impl Future<Output = ()> + Clone + Send + 'static,
+) -> Result<tokio::task::JoinHandle<()>, AgentError> {
     if let Some(addr) = config.probe_listen {
         let probes = bind(addr).await?;
-        let probe_shutdown = shutdown.clone();
-        let probe_state = lookup.clone();
+        let (probe_shutdown, probe_state) = (shutdown.clone(), lookup.clone());
         tokio::spawn(async move {
             if let Err(e) = axum::serve(probes, probe_router(probe_state)).with_graceful_shutdown(probe_shutdown).await
             {
@@ -107,36 +130,44 @@ pub async fn run(
         tokio::spawn(socketmap::serve(listener, lookup.clone(), config.socketmap.clone(), shutdown.clone()));
     }
     let listener = bind(config.listen).await?;
-    let http_shutdown = shutdown.clone();
-    let http = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router(lookup)).with_graceful_shutdown(http_shutdown).await {
+    Ok(tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router(lookup)).with_graceful_shutdown(shutdown).await {
             tracing::error!(error = %e, "the lookup API stopped");
         }
-    });
+    }))
+}
 
-    let workers: Arc<std::sync::Mutex<Workers>> = Arc::default();
-    let schedule_api: Api<LdapSyncSchedule> = Api::namespaced(client.clone(), &config.namespace);
-    let schedule_workers = workers.clone();
-    let schedule_watch = reflector::reflector(schedule_writer, watcher(schedule_api, watcher::Config::default()))
+/// Keeps the schedule cache; any schedule change may move a connection's next sync, so every
+/// worker recomputes.
+async fn watch_schedules(
+    api: Api<LdapSyncSchedule>,
+    writer: reflector::store::Writer<LdapSyncSchedule>,
+    workers: Arc<std::sync::Mutex<Workers>>,
+) {
+    reflector::reflector(writer, watcher(api, watcher::Config::default()))
         .default_backoff()
         .for_each(move |event| {
             match event {
-                // Any schedule change may move a connection's next sync: let every worker recompute.
                 Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_) | watcher::Event::InitDone) => {
-                    if let Ok(w) = schedule_workers.lock() {
-                        for tx in w.values() {
-                            tx.send_modify(|_| {});
-                        }
+                    for tx in lock(&workers).values() {
+                        tx.send_modify(|_| {});
                     }
                 }
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "schedule watch failed; retrying"),
             }
             futures::future::ready(())
-        });
-    let schedule_task = tokio::spawn(schedule_watch);
+        })
+        .await;
+}
 
-    let api: Api<LdapConnection> = Api::namespaced(client, &config.namespace);
+/// One worker per connection, fed every version of its object, until `shutdown`.
+async fn watch_connections(
+    ctx: &Arc<AgentContext>,
+    api: Api<LdapConnection>,
+    workers: &std::sync::Mutex<Workers>,
+    shutdown: impl Future<Output = ()> + Clone,
+) {
     let connections = watcher(api, watcher::Config::default()).default_backoff();
     futures::pin_mut!(connections);
     let mut listing: Option<BTreeSet<String>> = None;
@@ -149,25 +180,22 @@ pub async fn run(
             },
         };
         match event {
-            Ok(watcher::Event::Apply(conn)) => dispatch(&ctx, &workers, conn),
+            Ok(watcher::Event::Apply(conn)) => dispatch(ctx, workers, conn),
             Ok(watcher::Event::InitApply(conn)) => {
                 if let (Some(seen), Some(uid)) = (listing.as_mut(), conn.uid()) {
                     seen.insert(uid);
                 }
-                dispatch(&ctx, &workers, conn);
+                dispatch(ctx, workers, conn);
             }
             Ok(watcher::Event::Delete(conn)) => {
-                if let Some(uid) = conn.uid()
-                    && let Ok(mut w) = workers.lock()
-                    && let Some(tx) = w.remove(&uid)
-                {
+                if let Some(tx) = conn.uid().and_then(|uid| lock(workers).remove(&uid)) {
                     tx.send_replace(None);
                 }
             }
             Ok(watcher::Event::Init) => listing = Some(BTreeSet::new()),
             Ok(watcher::Event::InitDone) => {
                 if let Some(seen) = listing.take() {
-                    forget_missing(&ctx, &workers, &seen).await;
+                    forget_missing(ctx, workers, &seen).await;
                     if seen.is_empty() {
                         ctx.publish().await;
                     }
@@ -176,18 +204,11 @@ pub async fn run(
             Err(e) => tracing::warn!(error = %e, "connection watch failed; retrying with backoff"),
         }
     }
-    schedule_task.abort();
-    // Dropping the senders ends the workers without purging anything.
-    if let Ok(mut w) = workers.lock() {
-        w.clear();
-    }
-    let _ = http.await;
-    Ok(())
 }
 
 fn dispatch(ctx: &Arc<AgentContext>, workers: &std::sync::Mutex<Workers>, conn: LdapConnection) {
     let Some(uid) = conn.uid() else { return };
-    let Ok(mut w) = workers.lock() else { return };
+    let mut w = lock(workers);
     let conn = Some(Arc::new(conn));
     match w.get(&uid) {
         Some(tx) => {
@@ -204,8 +225,8 @@ fn dispatch(ctx: &Arc<AgentContext>, workers: &std::sync::Mutex<Workers>, conn: 
 /// After a (re)list: connections deleted while the agent was not watching lose their workers and
 /// their caches.
 async fn forget_missing(ctx: &AgentContext, workers: &std::sync::Mutex<Workers>, seen: &BTreeSet<String>) {
-    if let Ok(mut w) = workers.lock() {
-        w.retain(|uid, tx| {
+    {
+        lock(workers).retain(|uid, tx| {
             let keep = seen.contains(uid);
             if !keep {
                 tx.send_replace(None);
@@ -213,7 +234,7 @@ async fn forget_missing(ctx: &AgentContext, workers: &std::sync::Mutex<Workers>,
             keep
         });
     }
-    let cached: Vec<String> = ctx.snapshots.lock().map(|s| s.keys().cloned().collect()).unwrap_or_default();
+    let cached = ctx.cached_uids();
     for uid in cached.into_iter().filter(|uid| !seen.contains(uid)) {
         purge(ctx, &uid, None).await;
     }

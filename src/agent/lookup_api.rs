@@ -2,7 +2,7 @@
 //! A new index is swapped in whole; a lookup clones an `Arc` and never waits for a sync.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
 
 use axum::Router;
@@ -14,7 +14,6 @@ use axum::routing::get;
 use serde::Serialize;
 
 use crate::domain::index::Index;
-use crate::domain::socketmap;
 
 /// Longest address accepted (RFC 5321).
 const MAX_ADDRESS: usize = 320;
@@ -22,6 +21,8 @@ const MAX_ADDRESS: usize = 320;
 const MAX_DN: usize = 2048;
 const DEFAULT_LIMIT: usize = 10;
 const MAX_LIMIT: usize = 100;
+
+mod metrics;
 
 /// Endpoints, as bounded metric labels.
 #[derive(Clone, Copy)]
@@ -35,60 +36,53 @@ const ENDPOINTS: [(&str, Endpoint); 3] =
     [("address", Endpoint::Address), ("members", Endpoint::Members), ("autocomplete", Endpoint::Autocomplete)];
 const OUTCOMES: [&str; 3] = ["found", "not_found", "bad_request"];
 
-/// What the lookup API serves, shared with whoever loads snapshots.
-pub struct LookupState {
+/// The index being served, and the clock its ages are measured with.
+#[derive(Debug)]
+struct Served {
     index: RwLock<Arc<Index>>,
-    stale: RwLock<BTreeSet<String>>,
-    loaded: std::sync::atomic::AtomicBool,
-    requests: [[AtomicU64; 3]; 3],
-    /// By map and reply, as indexed by `socketmap::MAP_LABELS` and `REPLY_LABELS`.
-    socketmap_requests: [[AtomicU64; socketmap::REPLY_LABELS.len()]; socketmap::MAP_LABELS.len()],
     now: fn() -> i64,
-    /// More metrics appended to `/metrics` (the agent's sync metrics).
-    extra_metrics: RwLock<Option<ExtraMetrics>>,
 }
 
-/// Renders additional Prometheus text.
-pub type ExtraMetrics = Arc<dyn Fn() -> String + Send + Sync>;
+impl Served {
+    fn index(&self) -> Arc<Index> {
+        self.index.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+}
+
+/// What the lookup API serves, shared with whoever loads snapshots.
+pub struct LookupState {
+    served: Arc<Served>,
+    stale: RwLock<BTreeSet<String>>,
+    loaded: std::sync::atomic::AtomicBool,
+    metrics: metrics::LookupMetrics,
+}
 
 impl LookupState {
     /// An empty state; `now` gives Unix seconds (injected for tests).
     pub fn new(now: fn() -> i64) -> Self {
+        let served = Arc::new(Served { index: RwLock::new(Arc::new(Index::default())), now });
         Self {
-            index: RwLock::new(Arc::new(Index::default())),
+            metrics: metrics::LookupMetrics::new(served.clone()),
+            served,
             stale: RwLock::new(BTreeSet::new()),
             loaded: std::sync::atomic::AtomicBool::new(false),
-            requests: Default::default(),
-            socketmap_requests: Default::default(),
-            now,
-            extra_metrics: RwLock::new(None),
         }
     }
 
-    /// Appends `render`'s output to every `/metrics` answer.
-    pub fn set_extra_metrics(&self, render: ExtraMetrics) {
-        match self.extra_metrics.write() {
-            Ok(mut g) => *g = Some(render),
-            Err(p) => *p.into_inner() = Some(render),
-        }
+    /// Adds more metrics to `/metrics` (the agent's sync metrics).
+    pub fn register_metrics(&self, add: impl FnOnce(&mut prometheus_client::registry::Registry)) {
+        self.metrics.register(add);
     }
 
     /// Replaces the index; readers holding the old one finish with it.
     pub fn swap(&self, index: Index) {
-        let index = Arc::new(index);
-        match self.index.write() {
-            Ok(mut guard) => *guard = index,
-            Err(poisoned) => *poisoned.into_inner() = index,
-        }
+        *self.served.index.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(index);
         self.loaded.store(true, Ordering::Release);
     }
 
     /// Marks a connection (`namespace/name`) as serving a stale snapshot, or not.
     pub fn set_stale(&self, connection: &str, stale: bool) {
-        let mut set = match self.stale.write() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
+        let mut set = self.stale.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         if stale {
             set.insert(connection.to_owned());
         } else {
@@ -97,10 +91,7 @@ impl LookupState {
     }
 
     pub fn index(&self) -> Arc<Index> {
-        match self.index.read() {
-            Ok(g) => g.clone(),
-            Err(p) => p.into_inner().clone(),
-        }
+        self.served.index()
     }
 
     /// Whether a snapshot set has been loaded (warm start or first sync).
@@ -110,13 +101,11 @@ impl LookupState {
 
     /// Counts a socketmap request by map and reply (`Map::metric_index`, `Reply::metric_index`).
     pub fn count_socketmap(&self, map: usize, reply: usize) {
-        if let Some(counter) = self.socketmap_requests.get(map).and_then(|r| r.get(reply)) {
-            counter.fetch_add(1, Ordering::Relaxed);
-        }
+        self.metrics.count_socketmap(map, reply);
     }
 
     fn count(&self, endpoint: Endpoint, outcome: usize) {
-        self.requests[endpoint as usize][outcome].fetch_add(1, Ordering::Relaxed);
+        self.metrics.count_request(endpoint as usize, outcome);
     }
 }
 
@@ -265,11 +254,8 @@ struct ConnectionStatus {
 
 async fn status(State(state): State<Arc<LookupState>>) -> Response {
     let index = state.index();
-    let now = (state.now)();
-    let stale = match state.stale.read() {
-        Ok(g) => g.clone(),
-        Err(p) => p.into_inner().clone(),
-    };
+    let now = (state.served.now)();
+    let stale = state.stale.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
     let rows: Vec<ConnectionStatus> = index
         .snapshots()
         .iter()
@@ -301,46 +287,17 @@ async fn readyz(State(state): State<Arc<LookupState>>) -> Response {
 }
 
 async fn metrics(State(state): State<Arc<LookupState>>) -> Response {
-    use std::fmt::Write;
-    let mut out = String::new();
-    out.push_str("# HELP ldapsync_lookup_requests_total Lookup API requests by endpoint and outcome.\n");
-    out.push_str("# TYPE ldapsync_lookup_requests_total counter\n");
-    for (name, endpoint) in ENDPOINTS {
-        for (o, outcome) in OUTCOMES.iter().enumerate() {
-            let n = state.requests[endpoint as usize][o].load(Ordering::Relaxed);
-            let _ = writeln!(out, "ldapsync_lookup_requests_total{{endpoint=\"{name}\",outcome=\"{outcome}\"}} {n}");
+    match state.metrics.render() {
+        Ok(text) => ([(header::CONTENT_TYPE, OPENMETRICS)], text).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot render the metrics");
+            (StatusCode::INTERNAL_SERVER_ERROR, "cannot render the metrics").into_response()
         }
     }
-    out.push_str("# HELP ldapsync_socketmap_requests_total Socketmap (Postfix) requests by map and reply.\n");
-    out.push_str("# TYPE ldapsync_socketmap_requests_total counter\n");
-    for (m, map) in socketmap::MAP_LABELS.iter().enumerate() {
-        for (o, outcome) in socketmap::REPLY_LABELS.iter().enumerate() {
-            let n = state.socketmap_requests[m][o].load(Ordering::Relaxed);
-            let _ = writeln!(out, "ldapsync_socketmap_requests_total{{map=\"{map}\",outcome=\"{outcome}\"}} {n}");
-        }
-    }
-    let index = state.index();
-    out.push_str("# HELP ldapsync_snapshot_age_seconds Age of the snapshot served per connection.\n");
-    out.push_str("# TYPE ldapsync_snapshot_age_seconds gauge\n");
-    let now = (state.now)();
-    for s in index.snapshots() {
-        let _ = writeln!(
-            out,
-            "ldapsync_snapshot_age_seconds{{connection=\"{}/{}\"}} {}",
-            s.connection.namespace,
-            s.connection.name,
-            (now - s.taken_at).max(0)
-        );
-    }
-    let extra = match state.extra_metrics.read() {
-        Ok(g) => g.clone(),
-        Err(p) => p.into_inner().clone(),
-    };
-    if let Some(render) = extra {
-        out.push_str(&render());
-    }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
+
+/// The content type of the OpenMetrics text format.
+pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 #[cfg(test)]
 mod tests {

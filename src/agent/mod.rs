@@ -1,7 +1,10 @@
 //! The per-pod side: the agent (watches, schedules, syncs, rows), the lookup API, and serving a store.
 
+mod context;
 pub mod daemon;
 pub mod lookup_api;
+mod metrics;
 pub mod serve;
 pub mod socketmap;
-pub mod worker;
+mod sync;
+mod worker;

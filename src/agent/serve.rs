@@ -34,7 +34,7 @@ pub async fn serve_store(
     store_dir: PathBuf,
     listener: tokio::net::TcpListener,
     now: fn() -> i64,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     serve_store_and_socketmap(store_dir, listener, None, now, shutdown).await
 }
@@ -45,7 +45,7 @@ pub async fn serve_store_and_socketmap(
     listener: tokio::net::TcpListener,
     socketmap: Option<(tokio::net::TcpListener, SocketmapConfig)>,
     now: fn() -> i64,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
     let store = LocalStore::open(&store_dir)?;

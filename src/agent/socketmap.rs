@@ -40,7 +40,7 @@ pub async fn serve(
     listener: TcpListener,
     state: Arc<LookupState>,
     config: SocketmapConfig,
-    shutdown: impl std::future::Future<Output = ()>,
+    shutdown: impl Future<Output = ()>,
 ) {
     let config = Arc::new(config);
     let slots = Arc::new(Semaphore::new(config.max_connections.max(1)));

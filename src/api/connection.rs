@@ -80,6 +80,12 @@ pub struct LdapConnectionSpec {
     #[serde(default)]
     pub contacts: ContactsSpec,
 
+    /// Disabled Active Directory user accounts: `Include` (default) caches them as recipients,
+    /// flagged `disabled` (Exchange shared and room mailboxes are disabled users); `Exclude` leaves
+    /// them out of the cache, so they are not recipients (the DC filters them).
+    #[serde(default)]
+    pub disabled_accounts: DisabledAccounts,
+
     /// Extra LDAP filters per object kind, combined with the built-in filter by `&`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filters: Option<ObjectFilters>,
@@ -240,6 +246,16 @@ pub struct SimpleAuth {
     pub bind_dn: String,
     /// Secret key holding the password (default key `password`).
     pub password_secret_ref: SecretKeyRef,
+}
+
+/// What the cache does with disabled accounts.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum DisabledAccounts {
+    /// Cached as recipients, flagged `disabled`.
+    #[default]
+    Include,
+    /// Not cached.
+    Exclude,
 }
 
 /// Contact objects (Active Directory `objectClass=contact`).
@@ -512,7 +528,15 @@ pub struct HeldSync {
     pub deleted_objects: i64,
     /// Content hash of the held snapshot (its objects, not when it was read): set
     /// `ldapsync.io/approve-deletions` to it to let a sync with exactly this content through.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_hash: Option<String>,
+    /// Deprecated: the same value as `contentHash`, under its former name (kept for readers of
+    /// earlier versions).
     pub snapshot_hash: String,
+    /// A few of the objects it would remove (their DNs), so that an approval is an informed one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 5))]
+    pub removed_examples: Vec<String>,
 }
 
 fn default_email_attributes() -> Vec<String> {

@@ -1,13 +1,19 @@
 //! The controller's Prometheus metrics. Every label has a fixed, small set of values.
 
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 
 use super::ErrorCategory;
 
 /// API writes by what they change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Write {
     Status,
     Finalizer,
@@ -17,32 +23,54 @@ pub enum Write {
     ScheduleStatus,
 }
 
-const WRITES: [(Write, &str); 6] = [
-    (Write::Status, "status"),
-    (Write::Finalizer, "finalizer"),
-    (Write::StaleRows, "stale_rows"),
-    (Write::Event, "event"),
-    (Write::ConfigMaps, "configmaps"),
-    (Write::ScheduleStatus, "schedule_status"),
-];
+impl Write {
+    const ALL: [Write; 6] =
+        [Self::Status, Self::Finalizer, Self::StaleRows, Self::Event, Self::ConfigMaps, Self::ScheduleStatus];
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::Status => "status",
+            Self::Finalizer => "finalizer",
+            Self::StaleRows => "stale_rows",
+            Self::Event => "event",
+            Self::ConfigMaps => "configmaps",
+            Self::ScheduleStatus => "schedule_status",
+        }
+    }
+}
+
+impl EncodeLabelValue for Write {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        std::fmt::Write::write_str(encoder, self.label())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct WriteLabel {
+    kind: Write,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ResultLabel {
+    result: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct CategoryLabel {
+    category: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ConditionLabels {
+    condition: &'static str,
+    status: &'static str,
+}
 
 /// Upper bounds (seconds) of the reconcile duration histogram.
 const BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
 
-#[derive(Debug, Default)]
-pub struct Metrics {
-    reconciles_ok: AtomicU64,
-    reconciles_failed: AtomicU64,
-    errors: [AtomicU64; ErrorCategory::ALL.len()],
-    writes: [AtomicU64; WRITES.len()],
-    duration_buckets: [AtomicU64; BUCKETS.len()],
-    duration_count: AtomicU64,
-    duration_micros: AtomicU64,
-    leader: AtomicBool,
-}
-
-/// Connections by condition, counted when scraped.
-#[derive(Debug, Default, Clone, Copy)]
+/// Connections by condition, counted from the cache every few seconds.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct ConditionCounts {
     pub accepted: u64,
     pub rejected: u64,
@@ -52,87 +80,93 @@ pub struct ConditionCounts {
     pub duplicates: u64,
 }
 
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    reconciles: Family<ResultLabel, Counter>,
+    errors: Family<CategoryLabel, Counter>,
+    duration: Histogram,
+    writes: Family<WriteLabel, Counter>,
+    connections: Family<ConditionLabels, Gauge>,
+    leader: Gauge,
+    is_leader: AtomicBool,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let reconciles = Family::<ResultLabel, Counter>::default();
+        let errors = Family::<CategoryLabel, Counter>::default();
+        let writes = Family::<WriteLabel, Counter>::default();
+        // Every label value shows from the start, at zero.
+        for result in ["ok", "error"] {
+            reconciles.get_or_create(&ResultLabel { result }).get();
+        }
+        for category in ErrorCategory::ALL {
+            errors.get_or_create(&CategoryLabel { category: category.as_str() }).get();
+        }
+        for kind in Write::ALL {
+            writes.get_or_create(&WriteLabel { kind }).get();
+        }
+        let duration = Histogram::new(BUCKETS);
+        let connections = Family::<ConditionLabels, Gauge>::default();
+        let leader = Gauge::default();
+        let mut registry = Registry::default();
+        registry.register(
+            "ldapsync_controller_reconciles",
+            "Reconciles of LdapConnections by result.",
+            reconciles.clone(),
+        );
+        registry.register(
+            "ldapsync_controller_reconcile_errors",
+            "Failed reconciles by error category.",
+            errors.clone(),
+        );
+        registry.register("ldapsync_controller_reconcile_duration_seconds", "Time per reconcile.", duration.clone());
+        registry.register("ldapsync_controller_api_writes", "Writes to the Kubernetes API by kind.", writes.clone());
+        registry.register("ldapsync_controller_connections", "LdapConnections by condition.", connections.clone());
+        registry.register("ldapsync_controller_leader", "1 when this replica holds the leader lease.", leader.clone());
+        let metrics = Self {
+            registry,
+            reconciles,
+            errors,
+            duration,
+            writes,
+            connections,
+            leader,
+            is_leader: AtomicBool::new(false),
+        };
+        metrics.set_connections(ConditionCounts::default());
+        metrics
+    }
+}
+
 impl Metrics {
     pub fn reconciled(&self, took: Duration, result: Result<(), ErrorCategory>) {
-        match result {
-            Ok(()) => self.reconciles_ok.fetch_add(1, Ordering::Relaxed),
+        let outcome = match result {
+            Ok(()) => "ok",
             Err(category) => {
-                self.errors[category as usize].fetch_add(1, Ordering::Relaxed);
-                self.reconciles_failed.fetch_add(1, Ordering::Relaxed)
+                self.errors.get_or_create(&CategoryLabel { category: category.as_str() }).inc();
+                "error"
             }
         };
-        let secs = took.as_secs_f64();
-        for (i, bound) in BUCKETS.iter().enumerate() {
-            if secs <= *bound {
-                self.duration_buckets[i].fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        self.duration_count.fetch_add(1, Ordering::Relaxed);
-        self.duration_micros.fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+        self.reconciles.get_or_create(&ResultLabel { result: outcome }).inc();
+        self.duration.observe(took.as_secs_f64());
     }
 
-    pub fn wrote(&self, what: Write) {
-        if let Some(i) = WRITES.iter().position(|(w, _)| *w == what) {
-            self.writes[i].fetch_add(1, Ordering::Relaxed);
-        }
+    pub fn wrote(&self, kind: Write) {
+        self.writes.get_or_create(&WriteLabel { kind }).inc();
     }
 
     pub fn set_leader(&self, leader: bool) {
-        self.leader.store(leader, Ordering::Relaxed);
+        self.is_leader.store(leader, Ordering::Relaxed);
+        self.leader.set(i64::from(leader));
     }
 
     pub fn is_leader(&self) -> bool {
-        self.leader.load(Ordering::Relaxed)
+        self.is_leader.load(Ordering::Relaxed)
     }
 
-    /// Total API writes so far (all kinds).
-    pub fn writes_total(&self) -> u64 {
-        self.writes.iter().map(|w| w.load(Ordering::Relaxed)).sum()
-    }
-
-    /// Prometheus text format.
-    pub fn render(&self, counts: ConditionCounts) -> String {
-        let mut out = String::new();
-        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        out.push_str("# HELP ldapsync_controller_reconciles_total Reconciles of LdapConnections by result.\n");
-        out.push_str("# TYPE ldapsync_controller_reconciles_total counter\n");
-        let _ = writeln!(out, "ldapsync_controller_reconciles_total{{result=\"ok\"}} {}", load(&self.reconciles_ok));
-        let _ =
-            writeln!(out, "ldapsync_controller_reconciles_total{{result=\"error\"}} {}", load(&self.reconciles_failed));
-        out.push_str("# HELP ldapsync_controller_reconcile_errors_total Failed reconciles by error category.\n");
-        out.push_str("# TYPE ldapsync_controller_reconcile_errors_total counter\n");
-        for category in ErrorCategory::ALL {
-            let _ = writeln!(
-                out,
-                "ldapsync_controller_reconcile_errors_total{{category=\"{}\"}} {}",
-                category.as_str(),
-                load(&self.errors[category as usize])
-            );
-        }
-        out.push_str("# HELP ldapsync_controller_reconcile_duration_seconds Time per reconcile.\n");
-        out.push_str("# TYPE ldapsync_controller_reconcile_duration_seconds histogram\n");
-        for (i, bound) in BUCKETS.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "ldapsync_controller_reconcile_duration_seconds_bucket{{le=\"{bound}\"}} {}",
-                load(&self.duration_buckets[i])
-            );
-        }
-        let count = load(&self.duration_count);
-        let _ = writeln!(out, "ldapsync_controller_reconcile_duration_seconds_bucket{{le=\"+Inf\"}} {count}");
-        let _ = writeln!(
-            out,
-            "ldapsync_controller_reconcile_duration_seconds_sum {}",
-            load(&self.duration_micros) as f64 / 1e6
-        );
-        let _ = writeln!(out, "ldapsync_controller_reconcile_duration_seconds_count {count}");
-        out.push_str("# HELP ldapsync_controller_api_writes_total Writes to the Kubernetes API by kind.\n");
-        out.push_str("# TYPE ldapsync_controller_api_writes_total counter\n");
-        for (i, (_, name)) in WRITES.iter().enumerate() {
-            let _ = writeln!(out, "ldapsync_controller_api_writes_total{{kind=\"{name}\"}} {}", load(&self.writes[i]));
-        }
-        out.push_str("# HELP ldapsync_controller_connections LdapConnections by condition.\n");
-        out.push_str("# TYPE ldapsync_controller_connections gauge\n");
+    pub fn set_connections(&self, counts: ConditionCounts) {
         let rows = [
             ("Accepted", "True", counts.accepted),
             ("Accepted", "False", counts.rejected),
@@ -142,12 +176,44 @@ impl Metrics {
             ("DuplicatesFound", "True", counts.duplicates),
         ];
         for (condition, status, n) in rows {
-            let _ =
-                writeln!(out, "ldapsync_controller_connections{{condition=\"{condition}\",status=\"{status}\"}} {n}");
+            self.connections.get_or_create(&ConditionLabels { condition, status }).set(n as i64);
         }
-        out.push_str("# HELP ldapsync_controller_leader 1 when this replica holds the leader lease.\n");
-        out.push_str("# TYPE ldapsync_controller_leader gauge\n");
-        let _ = writeln!(out, "ldapsync_controller_leader {}", u8::from(self.is_leader()));
-        out
+    }
+
+    /// The OpenMetrics text of every metric.
+    pub fn render(&self) -> Result<String, std::fmt::Error> {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_the_names_and_labels_dashboards_use() {
+        let m = Metrics::default();
+        m.reconciled(Duration::from_millis(30), Ok(()));
+        m.reconciled(Duration::from_millis(3), Err(ErrorCategory::Conflict));
+        m.wrote(Write::StaleRows);
+        m.set_leader(true);
+        m.set_connections(ConditionCounts { accepted: 2, ..ConditionCounts::default() });
+        let text = m.render().expect("render");
+        for line in [
+            "ldapsync_controller_reconciles_total{result=\"ok\"} 1",
+            "ldapsync_controller_reconciles_total{result=\"error\"} 1",
+            "ldapsync_controller_reconcile_errors_total{category=\"conflict\"} 1",
+            "ldapsync_controller_reconcile_errors_total{category=\"api_read\"} 0",
+            "ldapsync_controller_reconcile_duration_seconds_bucket{le=\"0.005\"} 1",
+            "ldapsync_controller_reconcile_duration_seconds_count 2",
+            "ldapsync_controller_api_writes_total{kind=\"stale_rows\"} 1",
+            "ldapsync_controller_api_writes_total{kind=\"status\"} 0",
+            "ldapsync_controller_connections{condition=\"Accepted\",status=\"True\"} 2",
+            "ldapsync_controller_leader 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing from\n{text}");
+        }
     }
 }

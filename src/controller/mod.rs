@@ -3,9 +3,13 @@
 //!
 //! Only the replica holding the Lease reconciles; the others wait and serve their probes.
 
+mod apply;
+mod cleanup;
+mod dereference;
 mod metrics;
 mod reconcile;
 mod schedules;
+mod watches;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -84,13 +88,17 @@ pub enum ControllerError {
 #[derive(Clone)]
 struct Probe {
     metrics: Arc<Metrics>,
-    counts: Arc<std::sync::Mutex<ConditionCounts>>,
     ready: Arc<std::sync::atomic::AtomicBool>,
 }
 
-async fn metrics_handler(State(probe): State<Probe>) -> impl IntoResponse {
-    let counts = probe.counts.lock().map(|c| *c).unwrap_or_default();
-    ([("content-type", "text/plain; version=0.0.4")], probe.metrics.render(counts))
+async fn metrics_handler(State(probe): State<Probe>) -> axum::response::Response {
+    match probe.metrics.render() {
+        Ok(text) => ([("content-type", crate::agent::lookup_api::OPENMETRICS)], text).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot render the metrics");
+            (StatusCode::INTERNAL_SERVER_ERROR, "cannot render the metrics").into_response()
+        }
+    }
 }
 
 async fn readyz(State(probe): State<Probe>) -> impl IntoResponse {
@@ -101,28 +109,34 @@ async fn readyz(State(probe): State<Probe>) -> impl IntoResponse {
     }
 }
 
-/// Runs until `shutdown` resolves (then releases the Lease) or the Lease is lost (an error, so
-/// that the process restarts as a follower).
-pub async fn run(
-    client: Client,
-    config: ControllerConfig,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> Result<(), ControllerError> {
-    let metrics = Arc::new(Metrics::default());
-    let probe = Probe { metrics: metrics.clone(), counts: Arc::default(), ready: Arc::default() };
-    let listener = tokio::net::TcpListener::bind(config.listen)
+/// `/metrics`, `/healthz` and `/readyz`, on their own task.
+async fn serve_probes(listen: SocketAddr, probe: Probe) -> Result<(), ControllerError> {
+    let listener = tokio::net::TcpListener::bind(listen)
         .await
-        .map_err(|source| ControllerError::Listen { addr: config.listen, source })?;
+        .map_err(|source| ControllerError::Listen { addr: listen, source })?;
     let app = Router::new()
         .route("/metrics", get(metrics_handler))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .with_state(probe.clone());
+        .with_state(probe);
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!(error = %e, "the metrics server stopped");
         }
     });
+    Ok(())
+}
+
+/// Runs until `shutdown` resolves (then releases the Lease) or the Lease is lost (an error, so
+/// that the process restarts as a follower).
+pub async fn run(
+    client: Client,
+    config: ControllerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ControllerError> {
+    let metrics = Arc::new(Metrics::default());
+    let probe = Probe { metrics: metrics.clone(), ready: Arc::default() };
+    serve_probes(config.listen, probe.clone()).await?;
 
     let lease = LeaseManagerBuilder::new(client.clone(), &config.lease_name)
         .with_namespace(&config.lease_namespace)
@@ -155,7 +169,7 @@ pub async fn run(
             metrics.set_leader(true);
             tracing::info!(identity = %config.identity, "acquired the leader lease; reconciling");
             let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-            let work = reconcile::run(client.clone(), config.clone(), metrics.clone(), probe.counts.clone(), async {
+            let work = watches::run(client.clone(), config.clone(), metrics.clone(), async {
                 let _ = stop_rx.await;
             });
             let lost = async {

@@ -13,7 +13,7 @@ use crate::api::LdapSyncSchedule;
 use crate::domain::schedule::parse_schedule;
 
 /// The `Valid` condition a schedule should carry; `previous` keeps the transition time.
-pub fn valid_condition(schedule: &LdapSyncSchedule, now: &Time) -> Condition {
+pub(super) fn valid_condition(schedule: &LdapSyncSchedule, now: &Time) -> Condition {
     let generation = schedule.metadata.generation;
     let (status, reason, message) = match parse_schedule(&schedule.spec) {
         Ok(_) => ("True", "Valid".to_owned(), "the schedule parses".to_owned()),
@@ -32,19 +32,19 @@ pub fn valid_condition(schedule: &LdapSyncSchedule, now: &Time) -> Condition {
 }
 
 /// Writes schedule statuses when they change.
-pub struct StatusWriter {
+pub(super) struct StatusWriter {
     client: Client,
     metrics: Arc<Metrics>,
 }
 
 impl StatusWriter {
-    pub fn new(client: Client, metrics: Arc<Metrics>) -> Self {
+    pub(super) fn new(client: Client, metrics: Arc<Metrics>) -> Self {
         Self { client, metrics }
     }
 
     /// Called for every schedule the watch reports; patches (in the background) only when the
     /// condition or the observed generation differ.
-    pub fn observe(&self, schedule: &LdapSyncSchedule) {
+    pub(super) fn observe(&self, schedule: &LdapSyncSchedule) {
         if schedule.metadata.deletion_timestamp.is_some() {
             return;
         }

@@ -69,6 +69,8 @@ impl BindCredentials {
 pub struct LdapSession {
     pub(crate) ldap: Ldap,
     server: String,
+    /// The name GSSAPI asks a ticket for (`ldap/<host>`).
+    #[cfg_attr(not(feature = "kerberos"), allow(dead_code))]
     service_host: String,
     pub(crate) operation_timeout: Duration,
     tls: bool,
@@ -223,6 +225,7 @@ impl LdapSession {
                 code: res.rc,
                 detail: result_text(res.rc, &res.text),
             }),
+            #[cfg(feature = "kerberos")]
             Ok(Err(LdapError::GssapiOperationError(detail))) => {
                 Err(DirectoryError::KerberosBind { server: self.server.clone(), detail })
             }
@@ -310,21 +313,26 @@ impl LdapSession {
             if done.rc != 0 {
                 return Err(self.search_error(base, LdapError::LdapResult { result: done }));
             }
-            // No paged-results control in the answer (a server that does not page) ends it too.
-            let control = done.ctrls.iter().find_map(|c| match c {
-                Control(Some(ControlType::PagedResults), raw) => Some(raw),
-                _ => None,
-            });
-            cookie = match control {
-                None => Vec::new(),
-                Some(raw) => paged_cookie(raw.val.as_deref()).ok_or_else(|| DirectoryError::MalformedResponse {
-                    server: self.server.clone(),
-                    detail: "a paged-results control that is not a size and a cookie".into(),
-                })?,
-            };
+            cookie = self.next_page(&done)?;
             if cookie.is_empty() {
                 return Ok(count);
             }
+        }
+    }
+
+    /// The cookie of the next page; empty when this was the last. No paged-results control in the
+    /// answer (a server that does not page) ends the search too.
+    fn next_page(&self, done: &ldap3::LdapResult) -> Result<Vec<u8>, DirectoryError> {
+        let control = done.ctrls.iter().find_map(|c| match c {
+            Control(Some(ControlType::PagedResults), raw) => Some(raw),
+            _ => None,
+        });
+        match control {
+            None => Ok(Vec::new()),
+            Some(raw) => paged_cookie(raw.val.as_deref()).ok_or_else(|| DirectoryError::MalformedResponse {
+                server: self.server.clone(),
+                detail: "a paged-results control that is not a size and a cookie".into(),
+            }),
         }
     }
 
@@ -407,6 +415,22 @@ impl LdapSession {
     /// Politely ends the session.
     pub async fn close(mut self) {
         let _ = tokio::time::timeout(Duration::from_secs(2), self.ldap.unbind()).await;
+    }
+}
+
+/// Our decoders of directory bytes, on their own: what the fuzz targets feed arbitrary BER.
+pub mod wire {
+    use super::{RawEntry, decode_entry, paged_cookie, parse_tag};
+
+    /// A BER-encoded SearchResultEntry, decoded as a search decodes it; `None` when malformed.
+    pub fn decode_search_entry(bytes: &[u8]) -> Option<RawEntry> {
+        let (_, tag) = parse_tag(bytes).ok()?;
+        decode_entry(tag)
+    }
+
+    /// The cookie of a BER-encoded paged-results control value; `None` when malformed.
+    pub fn decode_paged_cookie(bytes: &[u8]) -> Option<Vec<u8>> {
+        paged_cookie(Some(bytes))
     }
 }
 
@@ -525,116 +549,4 @@ fn describe_tls_error(e: &LdapError) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn octets(bytes: &[u8]) -> StructureTag {
-        StructureTag { class: TagClass::Universal, id: 4, payload: PL::P(bytes.to_vec()) }
-    }
-
-    fn list(id: u64, tags: Vec<StructureTag>) -> StructureTag {
-        StructureTag { class: TagClass::Universal, id, payload: PL::C(tags) }
-    }
-
-    fn entry_tag(dn: &[u8], attributes: Vec<(&[u8], Vec<&[u8]>)>) -> StructureTag {
-        let attributes = attributes
-            .into_iter()
-            .map(|(name, values)| list(16, vec![octets(name), list(17, values.into_iter().map(octets).collect())]))
-            .collect();
-        StructureTag { class: TagClass::Application, id: 4, payload: PL::C(vec![octets(dn), list(16, attributes)]) }
-    }
-
-    #[test]
-    fn entries_are_taken_apart_with_text_and_binary_values() {
-        let guid: &[u8] = &[0xff, 0xfe, 0, 1];
-        let tag = entry_tag(
-            b"CN=Alice,DC=corp",
-            vec![
-                (b"mail", vec![b"alice@corp.example", b"a@corp.example"]),
-                (b"objectGUID", vec![guid]),
-                (b"member", vec![]),
-                (b"mixed", vec![b"text", guid]),
-            ],
-        );
-        let entry = decode_entry(tag).expect("a well-formed entry");
-        assert_eq!(entry.dn, "CN=Alice,DC=corp");
-        assert_eq!(entry.values("MAIL"), ["alice@corp.example", "a@corp.example"]);
-        let names: Vec<&str> = entry.attributes.iter().map(|a| a.name.as_str()).collect();
-        assert_eq!(names, ["mail", "objectGUID", "member", "mixed"]);
-        assert_eq!(entry.attributes[1].binary, [guid.to_vec()]);
-        assert!(entry.attributes[2].values.is_empty());
-        // One binary value makes the whole attribute binary, in the server's order.
-        assert_eq!(entry.attributes[3].binary, [b"text".to_vec(), guid.to_vec()]);
-        assert!(entry.attributes[3].values.is_empty());
-    }
-
-    #[test]
-    fn paged_result_cookies_are_read_and_malformed_controls_refused() {
-        // SEQUENCE { INTEGER 0, OCTET STRING "ab" } and the same with an empty cookie.
-        assert_eq!(paged_cookie(Some(&[0x30, 0x07, 0x02, 0x01, 0x00, 0x04, 0x02, b'a', b'b'])), Some(b"ab".to_vec()));
-        assert_eq!(paged_cookie(Some(&[0x30, 0x05, 0x02, 0x01, 0x00, 0x04, 0x00])), Some(Vec::new()));
-        for (what, value) in [
-            ("no value", None),
-            ("empty", Some(&[][..])),
-            ("cut short", Some(&[0x30, 0x07, 0x02, 0x01][..])),
-            ("no cookie", Some(&[0x30, 0x03, 0x02, 0x01, 0x00][..])),
-            ("size not an integer", Some(&[0x30, 0x06, 0x04, 0x00, 0x04, 0x02, b'a', b'b'][..])),
-            ("not a sequence", Some(&[0x04, 0x02, b'a', b'b'][..])),
-        ] {
-            assert_eq!(paged_cookie(value), None, "{what}");
-        }
-    }
-
-    #[test]
-    fn malformed_entries_are_refused_not_panicked_on() {
-        let good = || entry_tag(b"cn=a", vec![(b"mail", vec![b"a@b"])]);
-        let mut wrong_op = good();
-        wrong_op.id = 5;
-        let mut primitive_top = good();
-        primitive_top.payload = PL::P(b"cn=a".to_vec());
-        let PL::C(mut parts) = good().payload else { unreachable!() };
-        parts.truncate(1);
-        let no_attributes = StructureTag { class: TagClass::Application, id: 4, payload: PL::C(parts) };
-        let attribute_not_a_pair = StructureTag {
-            class: TagClass::Application,
-            id: 4,
-            payload: PL::C(vec![octets(b"cn=a"), list(16, vec![octets(b"mail")])]),
-        };
-        let values_not_a_set = StructureTag {
-            class: TagClass::Application,
-            id: 4,
-            payload: PL::C(vec![octets(b"cn=a"), list(16, vec![list(16, vec![octets(b"mail"), octets(b"x")])])]),
-        };
-        let dn_not_utf8 = entry_tag(&[0xff, 0xfe], vec![]);
-        let name_not_utf8 = entry_tag(b"cn=a", vec![(&[0xc3, 0x28], vec![b"x"])]);
-        for (what, tag) in [
-            ("another operation", wrong_op),
-            ("a primitive entry", primitive_top),
-            ("no attribute list", no_attributes),
-            ("an attribute without values", attribute_not_a_pair),
-            ("values that are not a set", values_not_a_set),
-            ("a DN that is not UTF-8", dn_not_utf8),
-            ("an attribute name that is not UTF-8", name_not_utf8),
-        ] {
-            assert_eq!(decode_entry(tag), None, "{what}");
-        }
-    }
-
-    #[test]
-    fn result_texts_name_the_code() {
-        assert_eq!(
-            result_text(49, "80090308: LdapErr: DSID-0C09042A"),
-            "invalidCredentials: 80090308: LdapErr: DSID-0C09042A"
-        );
-        assert_eq!(result_text(51, ""), "busy");
-        assert_eq!(result_text(80, " "), "result code 80");
-    }
-
-    #[test]
-    fn endpoint_display_shows_name_and_address() {
-        let e = ServerEndpoint { host: "dc1.corp.example.test".into(), addr: "127.0.0.1:389".parse().expect("addr") };
-        assert_eq!(e.to_string(), "dc1.corp.example.test:389 (127.0.0.1)");
-        let ip = ServerEndpoint { host: "127.0.0.1".into(), addr: "127.0.0.1:636".parse().expect("addr") };
-        assert_eq!(ip.to_string(), "127.0.0.1:636");
-    }
-}
+mod tests;

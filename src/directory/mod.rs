@@ -1,14 +1,18 @@
 //! Directory I/O: DNS discovery, LDAP connections, TLS and Kerberos.
 
 pub mod dns;
+// The GSSAPI bindings: the only library code allowed `unsafe`.
 #[cfg(feature = "kerberos")]
+#[allow(unsafe_code)]
 pub mod kerberos;
 pub mod ldap;
 #[cfg(feature = "kerberos")]
+#[allow(unsafe_code)]
 pub mod sealed;
 pub mod sync;
 pub mod tls;
 
+use crate::domain::reason::Reason;
 use std::time::Duration;
 
 /// A failed directory action. Network failures, TLS failures and LDAP result codes stay apart;
@@ -48,30 +52,30 @@ pub enum DirectoryError {
 
 impl DirectoryError {
     /// Stable, bounded reason string (condition reasons, metric labels).
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> Reason {
         match self {
-            Self::Dns(_) => "DnsLookupFailed",
-            Self::TlsConfig(_) => "TlsConfigInvalid",
-            Self::ConnectLdap { .. } => "ConnectionFailed",
-            Self::ConnectTimeout { .. } | Self::OperationTimeout { .. } => "Timeout",
-            Self::TlsHandshake { .. } => "TlsHandshakeFailed",
-            Self::BindLdap { code: 8 | 13, .. } => "StrongerAuthRequired",
-            Self::BindLdap { .. } | Self::KerberosBind { .. } => "AuthenticationFailed",
+            Self::Dns(_) => Reason::DnsLookupFailed,
+            Self::TlsConfig(_) => Reason::TlsConfigInvalid,
+            Self::ConnectLdap { .. } => Reason::ConnectionFailed,
+            Self::ConnectTimeout { .. } | Self::OperationTimeout { .. } => Reason::Timeout,
+            Self::TlsHandshake { .. } => Reason::TlsHandshakeFailed,
+            Self::BindLdap { code: 8 | 13, .. } => Reason::StrongerAuthRequired,
+            Self::BindLdap { .. } | Self::KerberosBind { .. } => Reason::AuthenticationFailed,
             #[cfg(feature = "kerberos")]
-            Self::Kerberos(kerberos::KerberosError::Keytab(_)) => "KeytabInvalid",
+            Self::Kerberos(kerberos::KerberosError::Keytab(_)) => Reason::KeytabInvalid,
             #[cfg(feature = "kerberos")]
-            Self::Kerberos(_) => "KerberosFailed",
-            Self::Search { code: 32, .. } => "SearchBaseNotFound",
-            Self::Search { code: 4, .. } => "SizeLimitExceeded",
-            Self::Search { code: 3, .. } => "Timeout",
-            Self::Search { code: 51, .. } => "ServerBusy",
-            Self::Search { code: 52, .. } => "ServerUnavailable",
-            Self::Search { code: 53, .. } => "UnwillingToPerform",
-            Self::Search { .. } => "SearchFailed",
-            Self::InvalidFilter { .. } => "InvalidFilter",
-            Self::ConnectionLost { .. } => "ConnectionLost",
-            Self::MalformedResponse { .. } => "MalformedResponse",
-            Self::Operation { .. } => "OperationFailed",
+            Self::Kerberos(_) => Reason::KerberosFailed,
+            Self::Search { code: 32, .. } => Reason::SearchBaseNotFound,
+            Self::Search { code: 4, .. } => Reason::SizeLimitExceeded,
+            Self::Search { code: 3, .. } => Reason::Timeout,
+            Self::Search { code: 51, .. } => Reason::ServerBusy,
+            Self::Search { code: 52, .. } => Reason::ServerUnavailable,
+            Self::Search { code: 53, .. } => Reason::UnwillingToPerform,
+            Self::Search { .. } => Reason::SearchFailed,
+            Self::InvalidFilter { .. } => Reason::InvalidFilter,
+            Self::ConnectionLost { .. } => Reason::ConnectionLost,
+            Self::MalformedResponse { .. } => Reason::MalformedResponse,
+            Self::Operation { .. } => Reason::OperationFailed,
         }
     }
 }

@@ -2,6 +2,7 @@
 //! searches (and ranged `member` reads), and return a complete snapshot — or an error, never a
 //! partial result.
 
+use crate::domain::reason::Reason;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -63,24 +64,26 @@ pub enum SyncError {
 
 impl SyncError {
     /// Stable reason for conditions, rows and metrics.
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> Reason {
         match self {
-            Self::Spec(SpecError::Filter(_)) => "InvalidFilter",
-            Self::Spec(_) => "InvalidSpec",
-            Self::Discover(_) => "DnsLookupFailed",
+            Self::Spec(SpecError::Filter(_)) => Reason::InvalidFilter,
+            Self::Spec(_) => Reason::InvalidSpec,
+            Self::Discover(_) => Reason::DnsLookupFailed,
             Self::NoDomainControllerReachable { attempts } => {
                 // Every server failing the same way (a wrong CA, a busy or unwilling directory) names
                 // that cause; servers that could not be reached at all are an outage.
                 let first = attempts.first().map(|a| a.reason);
                 match first {
-                    Some("ConnectionFailed" | "Timeout" | "DnsLookupFailed") | None => "NoDomainControllerReachable",
+                    Some(Reason::ConnectionFailed | Reason::Timeout | Reason::DnsLookupFailed) | None => {
+                        Reason::NoDomainControllerReachable
+                    }
                     Some(r) if attempts.iter().all(|a| a.reason == r) => r,
-                    _ => "NoDomainControllerReachable",
+                    _ => Reason::NoDomainControllerReachable,
                 }
             }
             Self::Directory(e) => e.reason(),
-            Self::Snapshot(_) => "InvalidDirectoryData",
-            Self::SyncTimeout { .. } => "Timeout",
+            Self::Snapshot(_) => Reason::InvalidDirectoryData,
+            Self::SyncTimeout { .. } => Reason::Timeout,
         }
     }
 }
@@ -88,12 +91,12 @@ impl SyncError {
 /// One server that could not be used, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attempt {
-    pub reason: &'static str,
+    pub reason: Reason,
     pub message: String,
 }
 
 impl Attempt {
-    fn of(e: &impl std::fmt::Display, reason: &'static str) -> Self {
+    fn of(e: &impl std::fmt::Display, reason: Reason) -> Self {
         Self { reason, message: e.to_string() }
     }
 }
@@ -111,8 +114,10 @@ pub struct PreparedConnection {
 }
 
 impl PreparedConnection {
-    /// Validates the spec against its secrets and builds TLS and credentials. Kerberos credentials
-    /// are acquired on a blocking thread (GSSAPI blocks) and kept private to this connection.
+    /// Builds TLS, credentials and the read plan from a spec that passed validation
+    /// ([`crate::domain::validation::validate_spec`]) and the secrets it references. Kerberos
+    /// credentials are acquired on a blocking thread (GSSAPI blocks) and kept private to this
+    /// connection.
     pub async fn prepare(
         connection: ConnectionRef,
         spec: LdapConnectionSpec,
@@ -124,10 +129,6 @@ impl PreparedConnection {
         let connect_timeout = duration("spec.timeouts.connect", &spec.timeouts.connect)?;
         let operation_timeout = duration("spec.timeouts.operation", &spec.timeouts.operation)?;
         let sync_timeout = duration("spec.timeouts.sync", &spec.timeouts.sync)?;
-        if spec.page_size == 0 {
-            return Err(invalid("spec.pageSize", "must be at least 1".into()));
-        }
-        crate::domain::dn::Dn::parse(&spec.search_base).map_err(|e| invalid("spec.searchBase", e.to_string()))?;
         let plan = read_plan(&spec).map_err(SpecError::from)?;
         let tls = match spec.tls.mode {
             TlsMode::None => None,
@@ -137,19 +138,7 @@ impl PreparedConnection {
             ),
         };
         let credentials = match (&spec.auth.simple, &spec.auth.kerberos) {
-            (Some(_), Some(_)) => {
-                return Err(invalid("spec.auth", "set exactly one of kerberos and simple, not both".into()));
-            }
-            (None, None) => {
-                return Err(invalid("spec.auth", "set one of kerberos or simple".into()));
-            }
             (Some(simple), None) => {
-                if spec.tls.mode == TlsMode::None {
-                    return Err(invalid(
-                        "spec.tls.mode",
-                        "a simple bind would send the password in clear text: use StartTLS or LDAPS".into(),
-                    ));
-                }
                 let password = secrets.password.clone().ok_or_else(|| {
                     invalid("spec.auth.simple.passwordSecretRef", "the password was not provided".into())
                 })?;
@@ -158,6 +147,7 @@ impl PreparedConnection {
             (None, Some(kerberos)) => {
                 kerberos_credentials(&connection, kerberos.principal.clone(), secrets.keytab.clone()).await?
             }
+            _ => return Err(invalid("spec.auth", "set exactly one of kerberos or simple".into())),
         };
         let transport = TransportSettings {
             mode: spec.tls.mode,
@@ -223,7 +213,7 @@ impl PreparedConnection {
             let addresses = match dns.addresses(host).await {
                 Ok(a) => a,
                 Err(e) => {
-                    attempts.push(Attempt::of(&format!("{host}:{port}: {e}"), "DnsLookupFailed"));
+                    attempts.push(Attempt::of(&format!("{host}:{port}: {e}"), Reason::DnsLookupFailed));
                     continue;
                 }
             };
@@ -232,7 +222,7 @@ impl PreparedConnection {
                 match self.connect_and_bind(&endpoint).await {
                     Ok(session) => return Ok((session, position)),
                     Err(e) if fails_over(&e) => {
-                        tracing::info!(server = %endpoint, reason = e.reason(), error = %e, "directory server failed, trying the next");
+                        tracing::info!(server = %endpoint, reason = %e.reason(), error = %e, "directory server failed, trying the next");
                         attempts.push(Attempt::of(&e, e.reason()));
                     }
                     Err(e) => return Err(e.into()),
@@ -281,7 +271,7 @@ impl PreparedConnection {
                         ));
                     }
                     Err(SyncError::Directory(e)) if fails_over(&e) => {
-                        tracing::warn!(server = %served_by, reason = e.reason(), error = %e, "read failed part-way, starting again on the next server");
+                        tracing::warn!(server = %served_by, reason = %e.reason(), error = %e, "read failed part-way, starting again on the next server");
                         attempts.push(Attempt::of(&e, e.reason()));
                     }
                     Err(e) => return Err(e),

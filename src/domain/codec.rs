@@ -12,6 +12,7 @@
 //! ```
 //! The same snapshot always encodes to the same bytes, so the SHA-256 of the file identifies it.
 
+use crate::domain::reason::Reason;
 use std::io::Read;
 
 use sha2::{Digest, Sha256};
@@ -48,15 +49,15 @@ pub enum CodecError {
 
 impl CodecError {
     /// Stable reason for logs and metrics.
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> Reason {
         match self {
-            Self::BadMagic => "NotASnapshot",
-            Self::UnknownVersion { .. } => "UnsupportedSnapshotVersion",
-            Self::UnknownFlags { .. } => "UnsupportedSnapshotFlags",
-            Self::Truncated { .. } => "SnapshotTruncated",
-            Self::BadChecksum => "SnapshotChecksumMismatch",
-            Self::Corrupt(_) => "SnapshotCorrupt",
-            Self::Encode(_) => "StoreFailed",
+            Self::BadMagic => Reason::NotASnapshot,
+            Self::UnknownVersion { .. } => Reason::UnsupportedSnapshotVersion,
+            Self::UnknownFlags { .. } => Reason::UnsupportedSnapshotFlags,
+            Self::Truncated { .. } => Reason::SnapshotTruncated,
+            Self::BadChecksum => Reason::SnapshotChecksumMismatch,
+            Self::Corrupt(_) => Reason::SnapshotCorrupt,
+            Self::Encode(_) => Reason::StoreFailed,
         }
     }
 }
@@ -119,7 +120,7 @@ struct HashWriter(Sha256);
 
 impl std::io::Write for HashWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        sha2::Digest::update(&mut self.0, buf);
+        Digest::update(&mut self.0, buf);
         Ok(buf.len())
     }
 

@@ -15,7 +15,7 @@ pub struct DeletionLimits {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
     "the new snapshot would remove {deleted} of {previous} cached objects (limits: {max_objects} objects, {max_percent} %); \
-     set ldapsync.io/approve-deletions to {snapshot_hash} to accept it"
+     set ldapsync.io/approve-deletions to {content_hash} to accept it"
 )]
 pub struct DeletionHeld {
     pub previous: u64,
@@ -23,8 +23,13 @@ pub struct DeletionHeld {
     pub deleted: u64,
     pub max_objects: u64,
     pub max_percent: u64,
-    pub snapshot_hash: String,
+    pub content_hash: String,
+    /// Ids of a few of the objects it would remove (the smallest, so every pod shows the same).
+    pub removed_sample: Vec<String>,
 }
+
+/// How many removed objects a hold names.
+pub const REMOVED_SAMPLE: usize = 5;
 
 /// The stable ids of a snapshot's objects: all the deletion check needs of the previous snapshot,
 /// so the snapshot itself need not stay in memory while the next one is read.
@@ -45,10 +50,26 @@ impl ObjectIds {
     }
 }
 
-/// Objects of `previous` that `next` no longer has (by stable id).
-pub fn deleted_objects(previous: &ObjectIds, next: &Snapshot) -> u64 {
+/// Objects of `previous` that `next` no longer has (by stable id), and the smallest few of them.
+pub fn deleted_objects(previous: &ObjectIds, next: &Snapshot) -> (u64, Vec<String>) {
     let kept: HashSet<&str> = next.objects.iter().map(|o| o.id.as_str()).collect();
-    previous.0.iter().filter(|id| !kept.contains(id.as_str())).count() as u64
+    let mut count = 0;
+    let mut sample: Vec<&str> = Vec::with_capacity(REMOVED_SAMPLE + 1);
+    for id in previous.0.iter().filter(|id| !kept.contains(id.as_str())) {
+        count += 1;
+        if sample.len() < REMOVED_SAMPLE || sample.last().is_some_and(|last| id.as_str() < *last) {
+            let at = sample.partition_point(|s| *s < id.as_str());
+            sample.insert(at, id);
+            sample.truncate(REMOVED_SAMPLE);
+        }
+    }
+    (count, sample.into_iter().map(str::to_owned).collect())
+}
+
+/// Whether an approval annotation names `hash`: one content hash, or several separated by commas
+/// (pods holding different content, approved together).
+pub fn approval_names(approval: &str, hash: &str) -> bool {
+    approval.split(',').any(|a| a.trim() == hash)
 }
 
 /// Checks `next` against `previous`. `approved_hash` lets exactly the snapshot with that hash through.
@@ -62,18 +83,19 @@ pub fn check_deletions(
     let Some(previous) = previous else {
         return Ok(0);
     };
-    let deleted = deleted_objects(previous, next);
+    let (deleted, removed_sample) = deleted_objects(previous, next);
     let total = previous.len() as u64;
     let over_count = limits.max_objects > 0 && deleted > limits.max_objects;
     let over_percent = limits.max_percent > 0 && total > 0 && deleted * 100 > limits.max_percent * total;
-    if (over_count || over_percent) && approved_hash != Some(next_hash) {
+    if (over_count || over_percent) && !approved_hash.is_some_and(|a| approval_names(a, next_hash)) {
         return Err(DeletionHeld {
             previous: total,
             next: next.objects.len() as u64,
             deleted,
             max_objects: limits.max_objects,
             max_percent: limits.max_percent,
-            snapshot_hash: next_hash.to_owned(),
+            content_hash: next_hash.to_owned(),
+            removed_sample,
         });
     }
     Ok(deleted)
@@ -112,6 +134,14 @@ mod tests {
     const DEFAULT: DeletionLimits = DeletionLimits { max_objects: 500, max_percent: 20 };
 
     #[test]
+    fn a_hold_names_the_smallest_removed_ids() {
+        let previous = ObjectIds::of(&snap(0..100));
+        let held = check_deletions(Some(&previous), &snap(50..60), "h1", DEFAULT, None).expect_err("held");
+        assert_eq!(held.deleted, 90);
+        assert_eq!(held.removed_sample, ["id0", "id1", "id10", "id11", "id12"]);
+    }
+
+    #[test]
     fn table_of_limits() {
         let cases = [
             ("first sync", None, snap(0..10), DEFAULT, None, Ok(0)),
@@ -130,6 +160,7 @@ mod tests {
             ),
             ("approved", Some(snap(0..10)), snap(0..0), DEFAULT, Some("h1"), Ok(10)),
             ("approval of another snapshot", Some(snap(0..10)), snap(0..0), DEFAULT, Some("h0"), Err(10)),
+            ("approved in a list", Some(snap(0..10)), snap(0..0), DEFAULT, Some("h0,h1"), Ok(10)),
         ];
         for (name, prev, next, limits, approval, want) in cases {
             let prev = prev.as_ref().map(ObjectIds::of);

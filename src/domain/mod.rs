@@ -1,5 +1,6 @@
 //! Pure logic: no I/O; the clock and randomness come in as arguments.
 
+pub mod acceptance;
 pub mod address;
 pub mod codec;
 pub mod conditions;
@@ -10,6 +11,9 @@ pub mod duration;
 pub mod index;
 pub mod keytab;
 pub mod profile;
+pub mod reason;
+pub mod references;
+pub mod row;
 pub mod schedule;
 pub mod search_base;
 pub mod snapshot;

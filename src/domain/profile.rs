@@ -1,6 +1,6 @@
 //! What to read from a directory: per object kind a filter and attributes, from the connection spec.
 
-use crate::api::{DirectoryType, LdapConnectionSpec};
+use crate::api::{DirectoryType, DisabledAccounts, LdapConnectionSpec};
 
 use super::snapshot::{AttributeNames, ObjectKind};
 
@@ -28,6 +28,9 @@ pub struct FilterError {
 }
 
 const AD_USERS: &str = "(&(objectCategory=person)(objectClass=user))";
+/// AD users whose userAccountControl lacks ACCOUNTDISABLE (bit 2), by the bitwise-AND matching rule.
+const AD_ENABLED_USERS: &str =
+    "(&(objectCategory=person)(objectClass=user)(!(userAccountControl:1.2.840.113556.1.4.803:=2)))";
 const AD_CONTACTS: &str = "(objectClass=contact)";
 const AD_GROUPS: &str = "(objectClass=group)";
 const GENERIC_USERS: &str = "(objectClass=inetOrgPerson)";
@@ -59,7 +62,13 @@ pub fn read_plan(spec: &LdapConnectionSpec) -> Result<ReadPlan, FilterError> {
     group_attrs.extend(names.members.iter().cloned());
 
     let (users, contacts, groups) = match spec.directory_type {
-        DirectoryType::ActiveDirectory => (AD_USERS, spec.contacts.enabled.then_some(AD_CONTACTS), AD_GROUPS),
+        DirectoryType::ActiveDirectory => {
+            let users = match spec.disabled_accounts {
+                DisabledAccounts::Include => AD_USERS,
+                DisabledAccounts::Exclude => AD_ENABLED_USERS,
+            };
+            (users, spec.contacts.enabled.then_some(AD_CONTACTS), AD_GROUPS)
+        }
         DirectoryType::Generic => (GENERIC_USERS, None, GENERIC_GROUPS),
     };
     let mut queries = vec![ObjectQuery {
@@ -129,6 +138,19 @@ mod tests {
 
     const AD: &str =
         "domain: corp.example.com\nsearchBase: DC=corp\nauth: {simple: {bindDN: x, passwordSecretRef: {name: p}}}\n";
+
+    #[test]
+    fn excluding_disabled_accounts_is_asked_of_the_dc() {
+        let mut spec: LdapConnectionSpec = serde_json::from_value(serde_json::json!({
+            "domain": "corp.test", "searchBase": "DC=corp,DC=test", "auth": {}
+        }))
+        .expect("spec");
+        let users = |spec: &LdapConnectionSpec| read_plan(spec).expect("plan").queries[0].filter.clone();
+        assert_eq!(users(&spec), AD_USERS);
+        spec.disabled_accounts = DisabledAccounts::Exclude;
+        assert!(users(&spec).ends_with("(!(userAccountControl:1.2.840.113556.1.4.803:=2)))"), "{}", users(&spec));
+        assert!(validate_filter(&users(&spec)).is_ok());
+    }
 
     #[test]
     fn active_directory_queries() {

@@ -9,7 +9,7 @@ use crate::domain::schedule::Schedule;
 
 /// Why a sync runs now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reason {
+pub enum Trigger {
     /// `ldapsync.io/sync-requested-at` has a value this pod has not handled.
     Requested,
     /// No cache yet, or the spec changed since the last sync.
@@ -18,16 +18,19 @@ pub enum Reason {
     Retry,
     /// `ldapsync.io/approve-deletions` now names the held snapshot.
     Approved,
+    /// `ldapsync.io/approve-deletions` names content this pod does not hold: say so in the row.
+    ApprovalRefused,
     Scheduled,
 }
 
-impl Reason {
+impl Trigger {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Requested => "requested",
             Self::NewGeneration => "new_generation",
             Self::Retry => "retry",
             Self::Approved => "approved",
+            Self::ApprovalRefused => "approval_refused",
             Self::Scheduled => "scheduled",
         }
     }
@@ -36,8 +39,8 @@ impl Reason {
 /// The next sync.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Due {
-    Now(Reason),
-    At(Timestamp, Reason),
+    Now(Trigger),
+    At(Timestamp, Trigger),
     Never,
 }
 
@@ -54,6 +57,8 @@ pub struct PlanInput<'a> {
     pub handled_request: Option<&'a str>,
     /// The approval annotation names the snapshot the last sync held.
     pub approval_pending: bool,
+    /// The approval annotation changed and names other content than the held snapshot.
+    pub approval_refused: bool,
     /// When the last sync that counts for the schedule finished (success or held).
     pub last_sync: Option<Timestamp>,
     /// Failed attempts in a row, and when the last one started.
@@ -74,23 +79,26 @@ pub fn next_sync(p: PlanInput<'_>) -> Due {
         return Due::Never;
     }
     if p.request.is_some_and(|r| !r.is_empty()) && p.request != p.handled_request {
-        return Due::Now(Reason::Requested);
+        return Due::Now(Trigger::Requested);
     }
     if p.approval_pending {
-        return Due::Now(Reason::Approved);
+        return Due::Now(Trigger::Approved);
+    }
+    if p.approval_refused {
+        return Due::Now(Trigger::ApprovalRefused);
     }
     if p.failures > 0 {
         let at = p.last_attempt.unwrap_or(p.now).checked_add(retry_delay(p.failures)).unwrap_or(p.now);
-        return if at <= p.now { Due::Now(Reason::Retry) } else { Due::At(at, Reason::Retry) };
+        return if at <= p.now { Due::Now(Trigger::Retry) } else { Due::At(at, Trigger::Retry) };
     }
     if p.handled_generation != Some(p.generation) {
-        return Due::Now(Reason::NewGeneration);
+        return Due::Now(Trigger::NewGeneration);
     }
     let base = p.last_sync.unwrap_or(p.now);
     match p.schedule.next_after(base) {
         Some(at) => {
             let at = at.checked_add(p.jitter).unwrap_or(at);
-            if at <= p.now { Due::Now(Reason::Scheduled) } else { Due::At(at, Reason::Scheduled) }
+            if at <= p.now { Due::Now(Trigger::Scheduled) } else { Due::At(at, Trigger::Scheduled) }
         }
         None => Due::Never,
     }
@@ -115,6 +123,7 @@ mod tests {
             request: None,
             handled_request: None,
             approval_pending: false,
+            approval_refused: false,
             last_sync: Some(ts("2026-11-30T09:45:00Z")),
             failures: 0,
             last_attempt: Some(ts("2026-11-30T09:44:00Z")),
@@ -127,26 +136,26 @@ mod tests {
         let every30 = default_schedule();
         let manual = Schedule { rule: Rule::Manual, ..default_schedule() };
         let cases: Vec<(&str, PlanInput<'_>, Due)> = vec![
-            ("on schedule, with jitter", base(&every30), Due::At(ts("2026-11-30T10:15:07Z"), Reason::Scheduled)),
+            ("on schedule, with jitter", base(&every30), Due::At(ts("2026-11-30T10:15:07Z"), Trigger::Scheduled)),
             (
                 "overdue",
                 PlanInput { last_sync: Some(ts("2026-11-30T09:00:00Z")), ..base(&every30) },
-                Due::Now(Reason::Scheduled),
+                Due::Now(Trigger::Scheduled),
             ),
             (
                 "first sync",
                 PlanInput { handled_generation: None, last_sync: None, ..base(&every30) },
-                Due::Now(Reason::NewGeneration),
+                Due::Now(Trigger::NewGeneration),
             ),
             (
                 "spec changed",
                 PlanInput { handled_generation: Some(1), ..base(&every30) },
-                Due::Now(Reason::NewGeneration),
+                Due::Now(Trigger::NewGeneration),
             ),
             (
                 "new request",
                 PlanInput { request: Some("2026-11-30T09:59:00Z"), ..base(&manual) },
-                Due::Now(Reason::Requested),
+                Due::Now(Trigger::Requested),
             ),
             (
                 "handled request",
@@ -157,28 +166,28 @@ mod tests {
             (
                 "manual still syncs a new generation",
                 PlanInput { handled_generation: Some(1), ..base(&manual) },
-                Due::Now(Reason::NewGeneration),
+                Due::Now(Trigger::NewGeneration),
             ),
             (
                 "approval of a held sync",
                 PlanInput { approval_pending: true, ..base(&manual) },
-                Due::Now(Reason::Approved),
+                Due::Now(Trigger::Approved),
             ),
             ("suspended", PlanInput { suspended: true, request: Some("r2"), ..base(&every30) }, Due::Never),
             (
                 "first retry after 10 s",
                 PlanInput { failures: 1, last_attempt: Some(ts("2026-11-30T09:59:55Z")), ..base(&every30) },
-                Due::At(ts("2026-11-30T10:00:05Z"), Reason::Retry),
+                Due::At(ts("2026-11-30T10:00:05Z"), Trigger::Retry),
             ),
             (
                 "retries back off to 5 minutes",
                 PlanInput { failures: 9, last_attempt: Some(ts("2026-11-30T09:59:00Z")), ..base(&every30) },
-                Due::At(ts("2026-11-30T10:04:00Z"), Reason::Retry),
+                Due::At(ts("2026-11-30T10:04:00Z"), Trigger::Retry),
             ),
             (
                 "a request beats the backoff",
                 PlanInput { failures: 3, request: Some("r3"), ..base(&every30) },
-                Due::Now(Reason::Requested),
+                Due::Now(Trigger::Requested),
             ),
         ];
         for (what, input, want) in cases {

@@ -9,6 +9,7 @@ use crate::domain::codec::{self, CodecError, Encoded};
 use crate::domain::snapshot::Snapshot;
 
 const EXTENSION: &str = "snap";
+const HELD_EXTENSION: &str = "held";
 
 /// A failed store action.
 #[derive(Debug, thiserror::Error)]
@@ -62,7 +63,8 @@ impl LocalStore {
         &self.dir
     }
 
-    fn path(&self, key: &str) -> Result<PathBuf, StoreError> {
+    /// The file that holds (or would hold) the snapshot of `key`.
+    pub fn path_of(&self, key: &str) -> Result<PathBuf, StoreError> {
         let valid = !key.is_empty()
             && !key.starts_with('.')
             && key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
@@ -74,8 +76,14 @@ impl LocalStore {
 
     /// Replaces the snapshot of `key` with `encoded`. Until the rename, the old file stays whole.
     pub fn write(&self, key: &str, encoded: &Encoded) -> Result<PathBuf, StoreError> {
-        let target = self.path(key)?;
-        let temp = self.dir.join(format!(".{key}.{}.tmp", std::process::id()));
+        self.path_of(key)?;
+        self.write_file(&format!("{key}.{EXTENSION}"), encoded)
+    }
+
+    /// Replaces `name` in the folder: temporary file, fsync, rename, fsync of the folder.
+    fn write_file(&self, name: &str, encoded: &Encoded) -> Result<PathBuf, StoreError> {
+        let target = self.dir.join(name);
+        let temp = self.dir.join(format!(".{name}.{}.tmp", std::process::id()));
         let failed = |source| StoreError::WriteSnapshot { path: target.clone(), source };
         let result = (|| {
             let mut file = OpenOptions::new().write(true).create(true).truncate(true).open(&temp)?;
@@ -85,8 +93,10 @@ impl LocalStore {
             fs::rename(&temp, &target)?;
             File::open(&self.dir)?.sync_all()
         })();
-        if result.is_err() {
-            let _ = fs::remove_file(&temp);
+        if result.is_err()
+            && let Err(e) = fs::remove_file(&temp)
+        {
+            tracing::warn!(path = %temp.display(), error = %e, "cannot remove a temporary snapshot file; the next start removes it");
         }
         result.map_err(failed)?;
         Ok(target)
@@ -94,7 +104,10 @@ impl LocalStore {
 
     /// The snapshot of `key`, `None` when there is none. A damaged file is an error naming it.
     pub fn load(&self, key: &str) -> Result<Option<Stored>, StoreError> {
-        let path = self.path(key)?;
+        self.load_file(self.path_of(key)?)
+    }
+
+    fn load_file(&self, path: PathBuf) -> Result<Option<Stored>, StoreError> {
         let bytes = match fs::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -107,21 +120,40 @@ impl LocalStore {
 
     /// Moves a damaged snapshot aside (kept for inspection, never served) and returns where it went.
     pub fn set_aside(&self, key: &str) -> Result<PathBuf, StoreError> {
-        let path = self.path(key)?;
+        let path = self.path_of(key)?;
         let aside = self.dir.join(format!("{key}.{EXTENSION}.corrupt"));
         fs::rename(&path, &aside).map_err(|source| StoreError::Purge { path, source })?;
         Ok(aside)
     }
 
+    /// Keeps a snapshot the deletion-safety guard held, beside the served one: what an approval
+    /// applies. Written like a snapshot (atomically).
+    pub fn write_held(&self, key: &str, encoded: &Encoded) -> Result<PathBuf, StoreError> {
+        self.path_of(key)?;
+        self.write_file(&format!("{key}.{HELD_EXTENSION}"), encoded)
+    }
+
+    /// The held snapshot of `key`, `None` when there is none.
+    pub fn load_held(&self, key: &str) -> Result<Option<Stored>, StoreError> {
+        self.path_of(key)?;
+        self.load_file(self.dir.join(format!("{key}.{HELD_EXTENSION}")))
+    }
+
+    /// Forgets the held snapshot of `key` (applied, or superseded).
+    pub fn drop_held(&self, key: &str) -> Result<(), StoreError> {
+        self.path_of(key)?;
+        remove_if_present(&self.dir.join(format!("{key}.{HELD_EXTENSION}")))
+    }
+
     /// Deletes everything stored for `key`.
     pub fn purge(&self, key: &str) -> Result<(), StoreError> {
-        let path = self.path(key)?;
-        for p in [path.clone(), self.dir.join(format!("{key}.{EXTENSION}.corrupt"))] {
-            match fs::remove_file(&p) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(source) => return Err(StoreError::Purge { path: p, source }),
-            }
+        let path = self.path_of(key)?;
+        for p in [
+            path.clone(),
+            self.dir.join(format!("{key}.{EXTENSION}.corrupt")),
+            self.dir.join(format!("{key}.{HELD_EXTENSION}")),
+        ] {
+            remove_if_present(&p)?;
         }
         File::open(&self.dir).and_then(|d| d.sync_all()).map_err(|source| StoreError::Purge { path, source })
     }
@@ -164,6 +196,14 @@ impl LocalStore {
     }
 }
 
+fn remove_if_present(path: &Path) -> Result<(), StoreError> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(StoreError::Purge { path: path.to_owned(), source }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,6 +237,26 @@ mod tests {
         store.purge("uid-1").expect("purge");
         assert!(store.load("uid-1").expect("load").is_none());
         assert!(store.keys().expect("keys").is_empty());
+    }
+
+    #[test]
+    fn a_held_snapshot_is_kept_beside_the_served_one_and_never_served() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = LocalStore::open(dir.path()).expect("open");
+        let served = codec::encode(&snapshot("dc1")).expect("encode");
+        let held = codec::encode(&snapshot("dc2")).expect("encode");
+        store.write("uid-1", &served).expect("write");
+        store.write_held("uid-1", &held).expect("write held");
+        assert_eq!(store.load("uid-1").expect("load").map(|s| s.snapshot.server).as_deref(), Some("dc1"));
+        assert_eq!(store.load_held("uid-1").expect("load held").map(|s| s.hash), Some(held.hash.clone()));
+        assert_eq!(store.keys().expect("keys"), ["uid-1"], "a held file is not a served snapshot");
+        store.drop_held("uid-1").expect("drop held");
+        assert!(store.load_held("uid-1").expect("load held").is_none());
+        store.drop_held("uid-1").expect("dropping nothing is fine");
+        store.write_held("uid-1", &held).expect("write held");
+        store.purge("uid-1").expect("purge");
+        assert!(store.load_held("uid-1").expect("load held").is_none(), "a purge forgets the held snapshot too");
+        assert!(store.write_held("../x", &held).is_err(), "keys are checked");
     }
 
     #[test]

@@ -65,9 +65,6 @@ sidecar on its port `agent-probe`, which serves nothing but /healthz, /readyz an
     - --listen={{ .Values.agent.listen }}
     - --probe-listen=0.0.0.0:{{ .Values.agent.probePort }}
     - --max-concurrent-syncs={{ .Values.agent.maxConcurrentSyncs }}
-    {{- with .Values.agent.dnsServer }}
-    - --dns-server={{ . }}
-    {{- end }}
     {{- if .Values.agent.socketmap.port }}
     - --socketmap-listen=127.0.0.1:{{ .Values.agent.socketmap.port }}
     - --recipient-delimiter={{ .Values.agent.socketmap.recipientDelimiter }}
@@ -82,6 +79,11 @@ sidecar on its port `agent-probe`, which serves nothing but /healthz, /readyz an
     # Keytabs are staged for GSSAPI in a memory-backed volume: the root filesystem is read-only.
     - name: TMPDIR
       value: /run/ldapsync
+    {{- with .Values.agent.dnsServer }}
+    # An environment variable, not a flag: `kubectl ldapsync check` runs in this container too.
+    - name: LDAPSYNC_DNS_SERVER
+      value: {{ . | quote }}
+    {{- end }}
     {{- if .Values.agent.krb5Config }}
     - name: KRB5_CONFIG
       value: /etc/ldapsync/krb5/krb5.conf

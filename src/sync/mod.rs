@@ -1,0 +1,192 @@
+//! The one sync pipeline, used by the agent and by `ldapsync sync`: secrets → connect → read →
+//! snapshot → duplicate check → deletion safety → store. The caller swaps the index.
+//!
+//! Nothing is stored unless every step succeeded and the guard let the snapshot through, so a
+//! failure or a hold leaves the previous cache as it was.
+
+pub mod secrets;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use crate::api::LdapConnectionSpec;
+use crate::directory::dns::DnsResolver;
+use crate::directory::sync::{PreparedConnection, SyncError};
+use crate::domain::codec::{self, CodecError, Encoded};
+use crate::domain::deletion::{DeletionHeld, DeletionLimits, ObjectIds, check_deletions};
+use crate::domain::duplicates::{DuplicateReport, find_duplicates};
+use crate::domain::reason::Reason;
+use crate::domain::snapshot::{ConnectionRef, Snapshot};
+use crate::store::{CacheError, SnapshotStore};
+use crate::system::{random_pick, unix_now};
+use secrets::{ReferenceSource, SecretsError, read_secrets};
+
+/// Why a sync stored nothing, by step.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Secrets(#[from] SecretsError),
+    #[error(transparent)]
+    Directory(#[from] SyncError),
+    #[error("cannot encode the snapshot: {0}")]
+    Encode(#[from] CodecError),
+    #[error("the encoding task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    #[error(transparent)]
+    Store(#[from] CacheError),
+}
+
+impl PipelineError {
+    pub fn reason(&self) -> Reason {
+        match self {
+            Self::Secrets(e) => e.reason(),
+            Self::Directory(e) => e.reason(),
+            Self::Encode(_) | Self::Task(_) => Reason::StoreFailed,
+            Self::Store(e) => e.reason(),
+        }
+    }
+}
+
+/// One sync of one connection.
+pub struct SyncRequest<'a> {
+    pub connection: ConnectionRef,
+    pub spec: &'a LdapConnectionSpec,
+    /// DNS server for SRV lookups instead of the system resolver.
+    pub dns_server: Option<&'a str>,
+    /// The objects of the snapshot served now: the deletion-safety guard compares against them.
+    pub previous: Option<ObjectIds>,
+    /// The content hash an administrator approved (`ldapsync.io/approve-deletions`).
+    pub approval: Option<&'a str>,
+    /// The other snapshots served beside this one: duplicates are counted across all of them.
+    pub siblings: Vec<Arc<Snapshot>>,
+    /// Objects read so far, for progress metrics.
+    pub progress: Arc<AtomicU64>,
+}
+
+/// A snapshot that was read, checked and stored.
+#[derive(Debug)]
+pub struct Synced {
+    pub snapshot: Arc<Snapshot>,
+    /// Hash of the stored bytes (they include when and from which server it was read).
+    pub snapshot_hash: String,
+    /// Hash of the content alone (what an approval names).
+    pub content_hash: String,
+    pub size: u64,
+    /// Objects of the previous snapshot that this one no longer holds.
+    pub deleted: u64,
+    pub duplicates: DuplicateReport,
+}
+
+#[derive(Debug)]
+pub enum SyncOutcome {
+    Synced(Synced),
+    /// The guard held the new snapshot; nothing was stored. The encoded snapshot is what an
+    /// approval of `held.content_hash` should apply.
+    Held {
+        held: DeletionHeld,
+        encoded: Encoded,
+    },
+}
+
+/// Secrets and validation, then what the connection needs to reach its directory.
+pub async fn prepare(
+    connection: ConnectionRef,
+    spec: &LdapConnectionSpec,
+    source: &dyn ReferenceSource,
+) -> Result<PreparedConnection, PipelineError> {
+    let secrets = read_secrets(spec, source).await?;
+    Ok(PreparedConnection::prepare(connection, spec.clone(), secrets).await?)
+}
+
+/// The resolver a prepared connection uses for discovery.
+pub fn resolver(prepared: &PreparedConnection, dns_server: Option<&str>) -> Result<DnsResolver, PipelineError> {
+    DnsResolver::new(dns_server, prepared.transport.operation_timeout)
+        .map_err(|e| PipelineError::Directory(SyncError::Discover(e)))
+}
+
+/// Runs every step; see the module comment.
+pub async fn run(
+    request: SyncRequest<'_>,
+    source: &dyn ReferenceSource,
+    store: &dyn SnapshotStore,
+) -> Result<SyncOutcome, PipelineError> {
+    let connection = request.connection.clone();
+    let mut prepared = prepare(request.connection, request.spec, source).await?;
+    prepared.progress = request.progress;
+    let dns = resolver(&prepared, request.dns_server)?;
+    let snapshot = prepared.read_snapshot(&dns, random_pick, unix_now).await?;
+    let Encoding { snapshot, encoded, content_hash, duplicates } = encode(snapshot, request.siblings).await?;
+    let limits = DeletionLimits {
+        max_objects: u64::from(request.spec.deletion_safety.max_deleted_objects),
+        max_percent: u64::from(request.spec.deletion_safety.max_deleted_percent),
+    };
+    let deleted = match check_deletions(request.previous.as_ref(), &snapshot, &content_hash, limits, request.approval) {
+        Ok(deleted) => deleted,
+        Err(held) => return Ok(SyncOutcome::Held { held, encoded }),
+    };
+    store_step(&connection, Encoding { snapshot, encoded, content_hash, duplicates }, deleted, store).await
+}
+
+/// Applies a snapshot the guard held, once an administrator approved exactly its content: no
+/// second read of the directory. `None` when `snapshot` is not the approved content.
+pub async fn apply_approved(
+    connection: &ConnectionRef,
+    snapshot: Snapshot,
+    approval: &str,
+    deleted: u64,
+    siblings: Vec<Arc<Snapshot>>,
+    store: &dyn SnapshotStore,
+) -> Result<Option<Synced>, PipelineError> {
+    let encoding = encode(snapshot, siblings).await?;
+    if !crate::domain::deletion::approval_names(approval, &encoding.content_hash) {
+        return Ok(None);
+    }
+    match store_step(connection, encoding, deleted, store).await? {
+        SyncOutcome::Synced(synced) => Ok(Some(synced)),
+        SyncOutcome::Held { .. } => Ok(None),
+    }
+}
+
+/// A snapshot with its encoding, content hash and duplicate count.
+struct Encoding {
+    snapshot: Snapshot,
+    encoded: Encoded,
+    content_hash: String,
+    duplicates: DuplicateReport,
+}
+
+/// Encoding, hashing and the duplicate check use the cores side by side (the server is done).
+async fn encode(snapshot: Snapshot, siblings: Vec<Arc<Snapshot>>) -> Result<Encoding, PipelineError> {
+    let (snapshot, coded, duplicates) = tokio::task::spawn_blocking(move || {
+        let (coded, duplicates) = std::thread::scope(|scope| {
+            let snapshot = &snapshot;
+            let duplicates =
+                scope.spawn(move || find_duplicates(siblings.iter().map(|s| s.as_ref()).chain([snapshot])));
+            let coded = codec::encode_and_hash(snapshot);
+            (coded, duplicates.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+        });
+        (snapshot, coded, duplicates)
+    })
+    .await?;
+    let (encoded, content_hash) = coded?;
+    Ok(Encoding { snapshot, encoded, content_hash, duplicates })
+}
+
+async fn store_step(
+    connection: &ConnectionRef,
+    encoding: Encoding,
+    deleted: u64,
+    store: &dyn SnapshotStore,
+) -> Result<SyncOutcome, PipelineError> {
+    let Encoding { snapshot, encoded, content_hash, duplicates } = encoding;
+    let (snapshot_hash, size) = (encoded.hash.clone(), encoded.bytes.len() as u64);
+    store.write(connection, Arc::new(encoded)).await?;
+    Ok(SyncOutcome::Synced(Synced {
+        snapshot: Arc::new(snapshot),
+        snapshot_hash,
+        content_hash,
+        size,
+        deleted,
+        duplicates,
+    }))
+}
