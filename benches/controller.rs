@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stdout, unreachable_pub)] // test code states its expectations
 //! The controller at scale: 1,000 LdapConnections (100 domains × 10 bases, 5 % of them claiming a
 //! base another connection already owns) reach steady state; then a fresh controller process does
 //! a full resync of the unchanged objects. Reports the time and the API writes of each phase.

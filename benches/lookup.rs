@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stdout, unreachable_pub)] // test code states its expectations
 //! Lookup-side benchmarks (run with `cargo bench --bench lookup`; `scripts/bench.sh` runs it too):
 //! index build, address lookup and autocomplete latency over 100k users and 1k groups, snapshot
 //! encode/decode (warm start) and size; and, when `LDAPSYNC_BENCH_LDAP` is set, the same address
