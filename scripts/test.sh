@@ -13,9 +13,11 @@ command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
 cargo nextest run --locked --no-run
 bash scripts/image.sh
 netns=(unshare --net --mount --propagation private --fork --)
-# Without arguments: every test, then the fault-injection tests alone (they stop shared peers).
+# Without arguments: a 30-second coverage-guided fuzz run of every parser target (scripts/fuzz.sh),
+# every test, then the fault-injection tests alone (they stop shared peers).
 if [ $# -gt 0 ]; then
   exec "${netns[@]}" bash scripts/test-env.sh run env CARGO_NET_OFFLINE=true cargo nextest run --locked "$@"
 fi
+bash scripts/fuzz.sh smoke 30
 exec "${netns[@]}" bash scripts/test-env.sh run env CARGO_NET_OFFLINE=true bash -c \
   "cargo nextest run --locked -E 'not binary(fault_injection)' && cargo nextest run --locked -E 'binary(fault_injection)' --test-threads 1"

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stdout, unreachable_pub)] // test code states its expectations
 //! `ldapsync agent` processes standing in for gateway pods, with the controller, against the real
 //! apiserver, Samba AD, slapd and dnsmasq: independent syncs and rows, manual triggers, a DC going
 //! away and coming back, schedule changes, the deletion-safety hold and its approval, and purge.
@@ -320,6 +321,172 @@ async fn a_sync_that_would_delete_too_much_is_held_until_approved() {
         );
         assert!(address_of(agent, "u000001@example.test").is_some(), "{}", agent.identity);
     }
+}
+
+/// An approval applies exactly the content the row showed, without reading the directory again:
+/// the approval comes with a spec that names a server nobody listens on.
+#[tokio::test]
+async fn an_approval_applies_the_held_content_and_one_of_other_content_is_refused() {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = namespace(&client, "agent-approval").await;
+    let pods = ["pod-a"];
+    let (agents, _stores) = gateway(&ns, &pods, &env("LDAPSYNC_TEST_DNS")).await;
+    let _controller = LdapsyncProcess::start(&ns, "agent-approval", &[]);
+    let api: Api<LdapConnection> = Api::namespaced(client.clone(), &ns);
+    create(&api, "exact", slapd_connection(json!({"servers": {"static": ["127.0.0.2:389"]}}))).await;
+    let first = wait_rows(&api, "exact", &pods, "Synced", |r| r.phase == Some(NodePhase::Synced)).await;
+    let server = first[0].server.clone().expect("server");
+
+    api.patch(
+        "exact",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"filters": {"users": "(uid=u00000*)"}}})),
+    )
+    .await
+    .expect("narrow the filter");
+    let held = wait_rows(&api, "exact", &pods, "Held", |r| r.phase == Some(NodePhase::Held)).await;
+    let hold = held[0].held.clone().expect("held details");
+    let content = hold.content_hash.clone().expect("the held content hash");
+    assert_eq!(hold.removed_examples.len(), 5, "{hold:?}");
+    assert!(
+        hold.removed_examples
+            .iter()
+            .all(|dn| dn.to_ascii_lowercase().ends_with(&env("LDAPSYNC_TEST_SLAPD_BASE").to_ascii_lowercase())),
+        "DNs of removed objects: {hold:?}"
+    );
+
+    // An approval of other content applies nothing and says why.
+    annotate(&api, "exact", "ldapsync.io/approve-deletions", "0000").await;
+    let refused =
+        wait_rows(&api, "exact", &pods, "ApprovalNotHeld", |r| r.reason.as_deref() == Some("ApprovalNotHeld")).await;
+    assert_eq!(refused[0].phase, Some(NodePhase::Held), "{:?}", refused[0]);
+    assert!(refused[0].message.as_deref().is_some_and(|m| m.contains(&content)), "{:?}", refused[0].message);
+    assert!(address_of(&agents[0], "u000019@example.test").is_some(), "the old cache keeps serving");
+
+    // The right approval, together with a spec whose only server is dead: applied from what was held.
+    api.patch(
+        "exact",
+        &PatchParams::default(),
+        &Patch::Merge(json!({
+            "metadata": {"annotations": {"ldapsync.io/approve-deletions": content}},
+            "spec": {"servers": {"static": ["127.0.0.4:389"]}}
+        })),
+    )
+    .await
+    .expect("approve");
+    let applied =
+        wait_rows(&api, "exact", &pods, "Synced from the held content", |r| r.phase == Some(NodePhase::Synced)).await;
+    assert_eq!(applied[0].content_hash.as_deref(), Some(content.as_str()), "exactly what was shown");
+    assert_eq!(applied[0].server.as_deref(), Some(server.as_str()), "read before the hold, not again");
+    assert!(address_of(&agents[0], "u000019@example.test").is_none(), "the approved snapshot serves");
+    assert!(address_of(&agents[0], "u000001@example.test").is_some());
+}
+
+/// `kubectl ldapsync …`: the binary under the plugin's name in a PATH folder, run through kubectl.
+struct Plugin {
+    dir: tempfile::TempDir,
+    namespace: String,
+}
+
+impl Plugin {
+    fn new(namespace: &str) -> Self {
+        let dir = tempfile::tempdir().expect("plugin folder");
+        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_ldapsync"), dir.path().join("kubectl-ldapsync")).expect("link");
+        Self { dir, namespace: namespace.to_owned() }
+    }
+
+    /// Exit code, standard output and standard error of `kubectl ldapsync ARGS -n NAMESPACE`.
+    fn run(&self, args: &[&str]) -> (i32, String, String) {
+        let path = format!("{}:{}", self.dir.path().display(), std::env::var("PATH").unwrap_or_default());
+        let out = std::process::Command::new(env("LDAPSYNC_TEST_KUBECTL"))
+            .arg("ldapsync")
+            .args(args)
+            .args(["-n", &self.namespace])
+            .env("PATH", path)
+            .env("KUBECONFIG", env("LDAPSYNC_TEST_KUBECONFIG"))
+            .output()
+            .expect("run kubectl ldapsync");
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
+    }
+}
+
+#[tokio::test]
+async fn the_kubectl_plugin_gets_syncs_suspends_and_approves_with_exit_codes() {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = namespace(&client, "agent-plugin").await;
+    let pods = ["pod-a", "pod-b"];
+    let (_agents, _stores) = gateway(&ns, &pods, &env("LDAPSYNC_TEST_DNS")).await;
+    let _controller = LdapsyncProcess::start(&ns, "agent-plugin", &[]);
+    let api: Api<LdapConnection> = Api::namespaced(client.clone(), &ns);
+    create(&api, "dir", slapd_connection(json!({"servers": {"static": ["127.0.0.2:389"]}}))).await;
+    let first = wait_rows(&api, "dir", &pods, "Synced", |r| r.phase == Some(NodePhase::Synced)).await;
+    let plugin = Plugin::new(&ns);
+
+    let (code, out, err) = plugin.run(&["get", "dir", "-o", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let got: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let listed = got[0]["pods"].as_array().expect("pods");
+    assert_eq!(listed.len(), 2, "{out}");
+    assert!(
+        listed.iter().all(|r| r["phase"] == "Synced" && r["users"] == json!(first[0].counts.as_ref().map(|c| c.users))),
+        "{out}"
+    );
+    let (code, table, _) = plugin.run(&["get"]);
+    assert_eq!(code, 0);
+    assert!(table.lines().next().is_some_and(|h| h.starts_with("NAME") && h.contains("PHASE")), "{table}");
+    assert_eq!(table.lines().filter(|l| l.starts_with("dir ")).count(), 2, "{table}");
+
+    // A requested sync: every pod answers, and the command says how.
+    let (code, out, err) = plugin.run(&["sync", "dir", "--timeout", "60s"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(out.lines().filter(|l| l.contains("Synced")).count(), 2, "{out}");
+    let handled = rows(&api, "dir").await;
+    let request = handled[0].last_handled_sync_request.clone().expect("handled request");
+    assert!(handled.iter().all(|r| r.last_handled_sync_request.as_deref() == Some(request.as_str())), "{handled:?}");
+
+    // Suspended, a sync is refused; resumed, it runs.
+    assert_eq!(plugin.run(&["suspend", "dir"]).0, 0);
+    let (code, _, err) = plugin.run(&["sync", "dir", "--timeout", "10s"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("suspended"), "{err}");
+    assert_eq!(plugin.run(&["resume", "dir"]).0, 0);
+
+    // Nothing held, nothing to approve; then a hold, shown and approved on both pods.
+    assert_eq!(plugin.run(&["approve", "dir"]).0, 1);
+    api.patch("dir", &PatchParams::default(), &Patch::Merge(json!({"spec": {"filters": {"users": "(uid=u00000*)"}}})))
+        .await
+        .expect("narrow the filter");
+    let held = wait_rows(&api, "dir", &pods, "Held", |r| r.phase == Some(NodePhase::Held)).await;
+    let content = held[0].held.as_ref().and_then(|h| h.content_hash.clone()).expect("content");
+    let (code, out, err) = plugin.run(&["approve", "dir", "--timeout", "60s"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(&content) && out.contains("removes") && out.contains("e.g. "), "{out}");
+    let applied = rows(&api, "dir").await;
+    assert!(
+        applied
+            .iter()
+            .all(|r| r.phase == Some(NodePhase::Synced) && r.content_hash.as_deref() == Some(content.as_str())),
+        "{applied:?}"
+    );
+
+    // A sync that fails on every pod exits 1 and names the reason; an unknown connection exits 2.
+    api.patch(
+        "dir",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"servers": {"static": ["127.0.0.4:389"]}}})),
+    )
+    .await
+    .expect("a dead server");
+    wait_rows(&api, "dir", &pods, "Stale", |r| r.phase == Some(NodePhase::Stale)).await;
+    let (code, out, err) = plugin.run(&["sync", "dir", "--timeout", "60s"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("NoDomainControllerReachable") && err.contains("not synced"), "{out}{err}");
+    let (code, _, err) = plugin.run(&["get", "nosuch"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("does not exist"), "{err}");
 }
 
 #[tokio::test]

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stdout, unreachable_pub)] // test code states its expectations
 //! The bad-input catalogue: one table of malformed inputs — resources, referenced Secrets and
 //! ConfigMaps, schedules, cache files, and what real servers answer to bad settings — each with
 //! the reason a user will read (a condition reason, a row reason, a CLI `[Reason]`). Server rows
@@ -142,6 +143,11 @@ fn catalogue() -> Vec<(&'static str, Input, &'static str)> {
         ("timeout that is not a duration", Spec(json!({"timeouts": {"sync": "soon"}})), "InvalidSpec"),
         ("email attribute with a space", Spec(json!({"emailAttributes": ["mail", "proxy addresses"]})), "InvalidSpec"),
         ("unbalanced filter", Spec(json!({"filters": {"users": "(department=Sales"}})), "InvalidFilter"),
+        (
+            "disabled accounts excluded from a generic directory",
+            Spec(json!({"directoryType": "Generic", "disabledAccounts": "Exclude"})),
+            "InvalidSpec",
+        ),
         // Referenced Secrets and ConfigMaps.
         (
             "password Secret missing",

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stdout, unreachable_pub)] // test code states its expectations
 //! The ConfigMap store on the real apiserver (1.20.2 with the controller-manager): chunks below
 //! the object limit, manifest last, stale chunks removed, checksum verified on load, and every
 //! ConfigMap garbage-collected when its LdapConnection is deleted.

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stdout, unreachable_pub)] // test code states its expectations
 //! `ldapsync controller` as a process against the real kube-apiserver (1.20.2) and
 //! controller-manager: search-base uniqueness, validation, rows → conditions, cache cleanup on
 //! delete, and leader election between two replicas.

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stdout, unreachable_pub)] // test code states its expectations
 //! Every manifest under examples/ is valid: connections pass the controller's spec validation,
 //! schedules parse, and the examples cover what the documentation promises.
 

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stdout, unreachable_pub)] // test code states its expectations
 //! Fault injection with real processes: an agent SIGKILLed at random points of its syncs a
 //! hundred times, a real slapd stopped in the middle of a paged search, and the API server stopped
 //! and restarted under a running controller and agents.

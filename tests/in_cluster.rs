@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stdout, unreachable_pub)] // test code states its expectations
 //! The product as an administrator runs it: the image of `scripts/image.sh` on the test
 //! environment's real node, the Helm chart installed with it, the controller Deployment and the
 //! example gateway StatefulSet running as pods. Every row is written by a pod's own agent through
@@ -283,6 +284,27 @@ async fn the_chart_runs_on_the_node_and_its_pods_sync_serve_scale_roll_and_purge
     let all = ["--namespace", &r.ns, "exec", &two[0], "-c", "gateway", "--", "sh", "-c", &script];
     let (ok, out) = run_tool(&env("LDAPSYNC_TEST_KUBECTL"), &all);
     assert!(ok && out.contains(&format!("OK {alice}")), "socketmap in the pod: {out}");
+
+    // `kubectl ldapsync check` tests the connection from inside a gateway pod, with its own Secrets.
+    let plugins = tempfile::tempdir().expect("plugin folder");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_ldapsync"), plugins.path().join("kubectl-ldapsync")).expect("link");
+    let check = std::process::Command::new(env("LDAPSYNC_TEST_KUBECTL"))
+        .args(["ldapsync", "check", "corp", "-n", &r.ns, "--pod", &two[1]])
+        .env("PATH", format!("{}:{}", plugins.path().display(), std::env::var("PATH").unwrap_or_default()))
+        .env("KUBECONFIG", env("LDAPSYNC_TEST_KUBECONFIG"))
+        .output()
+        .expect("kubectl ldapsync check");
+    let (out, err) = (String::from_utf8_lossy(&check.stdout), String::from_utf8_lossy(&check.stderr));
+    assert!(check.status.success(), "kubectl ldapsync check: {out}{err}");
+    assert!(out.starts_with(&format!("# checked from pod {}", two[1])), "{out}");
+    let report: Value = serde_json::from_str(out.lines().skip(1).collect::<Vec<_>>().join("\n").as_str())
+        .unwrap_or_else(|e| panic!("the check report is not JSON ({e}): {out}"));
+    assert!(report["server"].as_str().is_some_and(|s| s.contains(&env("LDAPSYNC_TEST_AD_DOMAIN"))), "{report}");
+    assert!(report["counts"]["users"].as_u64().unwrap_or(0) > 0, "{report}");
+    assert!(
+        report["identity"].as_str().is_some_and(|i| i.starts_with("svc-sync@")),
+        "the connection's own keytab: {report}"
+    );
 
     // On the pod's address the sidecar answers probes and metrics only; lookups stay on localhost.
     let ip = r.json(&["get", "pod", &two[0]])["status"]["podIP"].as_str().expect("pod IP").to_owned();

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stdout, unreachable_pub)] // test code states its expectations
 //! Directory servers that misbehave, played by a small scripted LDAPS responder (the test CA's
 //! server certificate, so TLS verification stays on): result codes a real DC sends when it is
 //! overloaded or unwilling, a server that accepts TCP and never answers, and one that drops the

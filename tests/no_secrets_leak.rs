@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stdout, unreachable_pub)] // test code states its expectations
 //! A full run — controller and agent, good and bad credentials, Kerberos and simple binds,
 //! accepted and rejected connections — then every log line, Event and status of it is searched
 //! for the test passwords and keytab bytes, in every encoding a careless log line would use.

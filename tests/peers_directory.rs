@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stdout, unreachable_pub)] // test code states its expectations
 //! Smoke tests against the real directory peers: Samba AD (StartTLS simple bind, GSSAPI from a
 //! keytab, paged reads) and the two OpenLDAP servers.
 

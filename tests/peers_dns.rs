@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stdout, unreachable_pub)] // test code states its expectations
 //! Smoke tests against the real DNS peers: dnsmasq (SRV priorities and weights) and Samba's DNS.
 
 mod support;

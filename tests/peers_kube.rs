@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stdout, unreachable_pub)] // test code states its expectations
 //! Smoke tests against the real kube-apiserver (1.20.2): the CRDs install, their schema defaults
 //! and validates, status rows of different writers merge, and `kubectl explain` shows the docs.
 

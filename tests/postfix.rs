@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stdout, unreachable_pub)] // test code states its expectations
 //! A real Postfix asks the cache through the socketmap server of `ldapsync serve`: recipient
 //! validation (`relay_recipient_maps`), relay domains, a group-restricted list
 //! (`smtpd_restriction_classes`), sub-addresses; `TEMP` (4xx, mail deferred) while no cache is

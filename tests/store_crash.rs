@@ -1,3 +1,5 @@
+#![allow(unsafe_code)] // fork and _exit: a child killed mid-write, to prove the store crash-safe.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stdout, unreachable_pub)]
 //! A writer killed with SIGKILL at any point of a snapshot write leaves the old or the new snapshot,
 //! whole and valid — never a torn one. The writer is a forked child that replaces the snapshot in a
 //! loop; the parent kills it after a random delay, 150 times.

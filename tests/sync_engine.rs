@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stdout, unreachable_pub)] // test code states its expectations
 //! The sync engine end to end on real servers, through the same functions as `ldapsync sync` and
 //! `ldapsync check`: Samba AD (simple bind over StartTLS, Kerberos sealed and over TLS), slapd
 //! (generic schema), dnsmasq (priority, site, failover), and a table of bad inputs.
@@ -109,6 +110,33 @@ fn group_names(s: &Snapshot, groups: &[u32]) -> Vec<String> {
         .collect();
     v.sort();
     v
+}
+
+#[tokio::test]
+async fn disabled_accounts_are_recipients_by_default_and_left_out_on_exclude() {
+    let case = Case::new();
+    let included = case.manifest("included", &ad_spec(""));
+    case.sync(&included, &ad_dns(), None).await.unwrap_or_else(|e| panic!("sync: {e}"));
+    let s = case.stored("included");
+    let dave = find(&s, "CN=Dave Disabled").1;
+    assert!(dave.disabled && !dave.addresses.is_empty(), "Include caches the disabled user, flagged: {dave:?}");
+    let dave_address = dave.addresses[0].clone();
+
+    let excluded = case.manifest("excluded", &ad_spec("  disabledAccounts: Exclude\n"));
+    let report = case.sync(&excluded, &ad_dns(), None).await.unwrap_or_else(|e| panic!("sync: {e}"));
+    let s = case.stored("excluded");
+    assert!(s.objects.iter().all(|o| !o.disabled), "Exclude caches no disabled account");
+    assert!(!s.objects.iter().any(|o| o.addresses.contains(&dave_address)), "{dave_address} is no recipient");
+    assert!(s.objects.iter().any(|o| o.dn.starts_with("CN=Alice Liddell")), "enabled users stay");
+    let included = case.stored("included");
+    let disabled = included.objects.iter().filter(|o| o.disabled).count() as u64;
+    assert!(disabled >= 1, "Samba has disabled accounts (Dave, and its built-in ones)");
+    assert_eq!(report.users + disabled, included.counts().users, "exactly the disabled users are left out");
+
+    let generic = case.manifest("generic", &slapd_spec("example.test", "  disabledAccounts: Exclude\n"));
+    let refused = case.sync(&generic, &ad_dns(), None).await.expect_err("a generic directory has no disabled flag");
+    assert_eq!(refused.reason(), "InvalidSpec", "{refused}");
+    assert!(refused.to_string().contains("spec.disabledAccounts"), "{refused}");
 }
 
 #[tokio::test]
