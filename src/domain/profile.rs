@@ -50,6 +50,7 @@ pub fn read_plan(spec: &LdapConnectionSpec) -> Result<ReadPlan, FilterError> {
                 display_name: m.as_ref().map_or("cn".into(), |m| m.display_name.clone()),
                 account_control: None,
                 members: vec!["member".into(), "uniqueMember".into()],
+                primary_group: None,
                 email: spec.email_attributes.clone(),
             }
         }
@@ -60,6 +61,11 @@ pub fn read_plan(spec: &LdapConnectionSpec) -> Result<ReadPlan, FilterError> {
     object_attrs.extend(names.email.iter().cloned());
     let mut group_attrs = object_attrs.clone();
     group_attrs.extend(names.members.iter().cloned());
+    let mut user_attrs = object_attrs.clone();
+    if let Some(primary) = &names.primary_group {
+        user_attrs.extend([primary.sid.clone(), primary.group_id.clone()]);
+        group_attrs.push(primary.sid.clone());
+    }
 
     let (users, contacts, groups) = match spec.directory_type {
         DirectoryType::ActiveDirectory => {
@@ -74,7 +80,7 @@ pub fn read_plan(spec: &LdapConnectionSpec) -> Result<ReadPlan, FilterError> {
     let mut queries = vec![ObjectQuery {
         kind: ObjectKind::User,
         filter: combine("users", users, extra.users.as_deref())?,
-        attributes: object_attrs.clone(),
+        attributes: user_attrs,
     }];
     if let Some(contacts) = contacts {
         queries.push(ObjectQuery {

@@ -146,6 +146,11 @@ impl RawEntry {
     fn binary(&self, name: &str) -> Option<&[u8]> {
         self.attribute(name).and_then(|a| a.binary.first()).map(Vec::as_slice)
     }
+
+    /// The first value of `name` as bytes, whether it arrived as bytes or (being valid UTF-8) as text.
+    fn bytes(&self, name: &str) -> Option<&[u8]> {
+        self.binary(name).or_else(|| self.first(name).map(str::as_bytes))
+    }
 }
 
 /// Attribute names the builder reads.
@@ -159,6 +164,9 @@ pub struct AttributeNames {
     pub account_control: Option<String>,
     /// Group membership attributes (`member`, `uniqueMember`).
     pub members: Vec<String>,
+    /// AD's primary group: `objectSid` of users and groups and `primaryGroupID` of users, the RID
+    /// of the group in the user's domain (a membership `member` does not list).
+    pub primary_group: Option<PrimaryGroupNames>,
     /// Email attributes in order; `proxyAddresses` is parsed by type.
     pub email: Vec<String>,
 }
@@ -173,9 +181,30 @@ impl AttributeNames {
             display_name: "displayName".into(),
             account_control: Some("userAccountControl".into()),
             members: vec!["member".into()],
+            primary_group: Some(PrimaryGroupNames { sid: "objectSid".into(), group_id: "primaryGroupID".into() }),
             email,
         }
     }
+}
+
+/// The attributes that carry AD's primary-group membership.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrimaryGroupNames {
+    pub sid: String,
+    pub group_id: String,
+}
+
+/// A binary SID (revision, sub-authority count, 48-bit authority, 32-bit little-endian
+/// sub-authorities) with its last sub-authority replaced by `rid`: the SID of a user's primary
+/// group from the user's own SID. `None` when `sid` is not a well-formed SID.
+pub fn sid_with_rid(sid: &[u8], rid: u32) -> Option<Vec<u8>> {
+    let count = usize::from(*sid.get(1)?);
+    if sid.first() != Some(&1) || count == 0 || sid.len() != 8 + 4 * count {
+        return None;
+    }
+    let mut out = sid[..sid.len() - 4].to_vec();
+    out.extend_from_slice(&rid.to_le_bytes());
+    Some(out)
 }
 
 /// A `member;range=START-END` attribute name, END `None` for `*` (the last range).
@@ -229,6 +258,10 @@ pub struct SnapshotBuilder {
     /// Member DNs not read yet (nested groups read later, or objects outside the sync), by group;
     /// resolved in `finish`.
     pending_members: Vec<(u32, String)>,
+    /// (user, SID of its primary group), resolved in `finish` against `group_sids`.
+    primary_groups: Vec<(u32, Box<[u8]>)>,
+    /// Group objectSid -> index.
+    group_sids: FxHashMap<Box<[u8]>, u32>,
 }
 
 impl SnapshotBuilder {
@@ -240,6 +273,8 @@ impl SnapshotBuilder {
             by_dn: FxHashMap::default(),
             memberships: Vec::new(),
             pending_members: Vec::new(),
+            primary_groups: Vec::new(),
+            group_sids: FxHashMap::default(),
         }
     }
 
@@ -289,6 +324,23 @@ impl SnapshotBuilder {
                 .and_then(|a| entry.first(a))
                 .and_then(|v| v.trim().parse::<i64>().ok())
                 .is_some_and(|uac| uac & 2 != 0);
+        if let Some(names) = &n.primary_group {
+            let sid = entry.bytes(&names.sid);
+            match kind {
+                ObjectKind::Group => {
+                    if let Some(sid) = sid {
+                        self.group_sids.insert(sid.into(), index);
+                    }
+                }
+                ObjectKind::User => {
+                    let rid = entry.first(&names.group_id).and_then(|v| v.trim().parse::<u32>().ok());
+                    if let Some(group) = sid.zip(rid).and_then(|(sid, rid)| sid_with_rid(sid, rid)) {
+                        self.primary_groups.push((index, group.into_boxed_slice()));
+                    }
+                }
+                ObjectKind::Contact => {}
+            }
+        }
         let mut pending = Vec::new();
         let mut members = Vec::new();
         if kind == ObjectKind::Group {
@@ -361,7 +413,7 @@ impl SnapshotBuilder {
         server: &str,
         taken_at: i64,
     ) -> Snapshot {
-        let Self { chunks, count, by_dn, memberships, pending_members, .. } = self;
+        let Self { chunks, count, by_dn, memberships, pending_members, primary_groups, group_sids, .. } = self;
         // Direct groups of each object, by the order objects were read.
         let mut groups_of: Vec<Vec<u32>> = vec![Vec::new(); count];
         let mut unresolved = 0u64;
@@ -375,6 +427,14 @@ impl SnapshotBuilder {
                 None => unresolved += 1,
             }
         }
+        // A primary group outside the sync (another base, a filtered group) is no member value
+        // that went unresolved: it is simply not cached.
+        for (member, sid) in &primary_groups {
+            if let Some(group) = group_sids.get(sid) {
+                groups_of[*member as usize].push(*group);
+            }
+        }
+        drop((primary_groups, group_sids));
         let mut order: Vec<(String, u32)> = by_dn.into_iter().collect();
         order.sort_unstable();
         // target[old] = new position; then permute in place (no second copy of every object).

@@ -152,3 +152,55 @@ fn an_unparsable_dn_is_an_error_naming_it() {
     let err = b.add(ObjectKind::User, entry("garbage", &[])).expect_err("bad DN");
     assert!(err.to_string().contains("\"garbage\""), "{err}");
 }
+
+/// S-1-5-21-1-2-3-`rid` in its binary form.
+fn sid(rid: u32) -> Vec<u8> {
+    let mut out = vec![1, 5, 0, 0, 0, 0, 0, 5];
+    for sub in [21u32, 1, 2, 3, rid] {
+        out.extend_from_slice(&sub.to_le_bytes());
+    }
+    out
+}
+
+fn with_binary(mut e: RawEntry, name: &str, value: Vec<u8>) -> RawEntry {
+    e.attributes.push(RawAttribute { name: name.into(), values: Vec::new(), binary: vec![value] });
+    e
+}
+
+#[test]
+fn a_primary_group_is_a_membership_member_does_not_list() {
+    use ObjectKind::*;
+    let s = build(vec![
+        (User, with_binary(entry("CN=Alice,DC=corp", &[("primaryGroupID", &["513"])]), "objectSid", sid(1104))),
+        (User, with_binary(entry("CN=Carol,DC=corp", &[("primaryGroupID", &["1200"])]), "objectSid", sid(1105))),
+        // A user whose primary group is not cached, and one with no SID: no membership, no error.
+        (User, with_binary(entry("CN=Guest,DC=corp", &[("primaryGroupID", &["514"])]), "objectSid", sid(501))),
+        (User, entry("CN=NoSid,DC=corp", &[("primaryGroupID", &["513"])])),
+        (Group, with_binary(entry("CN=Domain Users,DC=corp", &[]), "objectSid", sid(513))),
+        (Group, with_binary(entry("CN=Support,DC=corp", &[]), "objectSid", sid(1200))),
+        (Group, with_binary(entry("CN=All,DC=corp", &[("member", &["CN=Support,DC=corp"])]), "objectSid", sid(1300))),
+    ]);
+    let users = idx(&s, "CN=Domain Users") as u32;
+    let support = idx(&s, "CN=Support") as u32;
+    let all = idx(&s, "CN=All") as u32;
+    assert_eq!(s.objects[idx(&s, "CN=Alice")].member_of, [users]);
+    assert_eq!(s.transitive_groups(idx(&s, "CN=Carol")), {
+        let mut v = vec![support, all];
+        v.sort_unstable();
+        v
+    });
+    assert!(s.objects[idx(&s, "CN=Guest")].member_of.is_empty());
+    assert!(s.objects[idx(&s, "CN=NoSid")].member_of.is_empty());
+    assert_eq!(s.unresolved_members, 0, "an uncached primary group is no unresolved member value");
+}
+
+#[test]
+fn a_primary_group_sid_replaces_the_last_sub_authority_of_a_well_formed_sid_only() {
+    assert_eq!(sid_with_rid(&sid(1104), 513), Some(sid(513)));
+    assert_eq!(sid_with_rid(&[], 513), None);
+    assert_eq!(sid_with_rid(&sid(1104)[..20], 513), None, "truncated");
+    assert_eq!(sid_with_rid(&[1, 0, 0, 0, 0, 0, 0, 5], 513), None, "no sub-authority");
+    let mut wrong_revision = sid(1104);
+    wrong_revision[0] = 2;
+    assert_eq!(sid_with_rid(&wrong_revision, 513), None);
+}
