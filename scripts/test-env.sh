@@ -140,6 +140,8 @@ samba_seed() {
   LDAPTLS_CACERT=$STATE/pki/ca.pem ldapadd -ZZ -x -H ldap://127.0.0.1 \
     -D "Administrator@$AD_DOMAIN" -w "$ADMIN_PASS" -f "$STATE/samba-seed.ldif" > "$STATE/samba-seed.log" 2>&1 \
     || { tail -20 "$STATE/samba-seed.log" >&2; die "samba seed failed"; }
+  samba-tool user setprimarygroup carol Support "${DA[@]}" >> "$STATE/samba-seed.log" 2>&1 \
+    || { tail -5 "$STATE/samba-seed.log" >&2; die "cannot make Support carol's primary group"; }
   log "samba: keytabs"
   samba-tool domain exportkeytab "$STATE/svc-sync.keytab" --principal=svc-sync@$REALM -s "$S/etc/smb.conf" >/dev/null
   samba-tool domain exportkeytab "$STATE/svc-sync2.keytab" --principal=svc-sync2@$REALM -s "$S/etc/smb.conf" >/dev/null

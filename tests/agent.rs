@@ -11,40 +11,9 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use ldapsync::api::{LdapConnection, LdapSyncSchedule, NodePhase, NodeStatus};
 use serde_json::{Value, json};
 use support::cluster::*;
-use support::{LdapsyncProcess, client, env, eventually, install_crds, namespace, read_file};
-use tokio::net::{TcpListener, TcpStream};
+use support::{Forwarder, LdapsyncProcess, client, env, eventually, install_crds, namespace, read_file};
 
 const SLOW: Duration = Duration::from_secs(60);
-
-/// A TCP forwarder standing in for a domain controller's address: stopping it makes the DC
-/// unreachable for the agents (connections refused), without touching the shared Samba.
-struct Forwarder {
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Forwarder {
-    async fn start(port: u16, target: &str) -> Self {
-        let listener = TcpListener::bind(("127.0.0.1", port)).await.expect("bind forwarder");
-        let target = target.to_owned();
-        let task = tokio::spawn(async move {
-            let mut tasks = tokio::task::JoinSet::new();
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                let target = target.clone();
-                tasks.spawn(async move {
-                    if let Ok(mut outbound) = TcpStream::connect(&target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                    }
-                });
-            }
-        });
-        Self { task }
-    }
-
-    /// Closes the listener and every forwarded connection.
-    fn stop(self) {
-        self.task.abort();
-    }
-}
 
 async fn rows(api: &Api<LdapConnection>, name: &str) -> Vec<NodeStatus> {
     api.get_opt(name).await.ok().flatten().and_then(|c| c.status).map(|s| s.nodes).unwrap_or_default()

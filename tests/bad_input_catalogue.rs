@@ -248,14 +248,14 @@ fn catalogue() -> Vec<(&'static str, Input, &'static str)> {
             Server(
                 json!({"auth": {"simple": {"bindDN": env("LDAPSYNC_TEST_SLAPD_BIND_DN"), "passwordSecretRef": {"name": "wrong"}}}}),
             ),
-            "AuthenticationFailed",
+            "InvalidCredentials",
         ),
         (
             "bind DN that does not exist",
             Server(
                 json!({"auth": {"simple": {"bindDN": "cn=nobody,dc=example,dc=test", "passwordSecretRef": {"name": "pw"}}}}),
             ),
-            "AuthenticationFailed",
+            "InvalidCredentials",
         ),
         (
             "CA that did not sign the server",

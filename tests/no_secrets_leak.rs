@@ -110,7 +110,7 @@ async fn no_password_or_keytab_byte_reaches_logs_events_or_status() {
     wait_condition(&api, "two-principals", "Accepted", "False", "KeytabInvalid").await;
     let failed = api.get("wrong-password").await.expect("get").status.expect("status");
     let row = failed.nodes.iter().find(|r| r.pod == "pod-a").expect("row");
-    assert_eq!(row.reason.as_deref(), Some("AuthenticationFailed"), "{row:?}");
+    assert_eq!(row.reason.as_deref(), Some("InvalidCredentials"), "{row:?}");
     // Everything has been logged, evented and written at least once: read it all.
     tokio::time::sleep(Duration::from_secs(1)).await;
 
@@ -135,7 +135,7 @@ async fn no_password_or_keytab_byte_reaches_logs_events_or_status() {
     // The haystack is the real thing: it holds what the run did.
     assert_eq!(base64(b"Many"), "TWFueQ");
     let all: String = haystack.iter().map(|(_, t)| t.as_str()).collect();
-    for expected in ["AuthenticationFailed", "KeytabInvalid", "sync finished", "svc-sync@"] {
+    for expected in ["InvalidCredentials", "KeytabInvalid", "sync finished", "svc-sync@"] {
         assert!(all.contains(expected), "the captured run lacks {expected:?}");
     }
     let mut needles: Vec<(String, String)> = Vec::new();

@@ -57,12 +57,13 @@ async fn samba_refuses_simple_bind_without_tls() {
 }
 
 #[tokio::test]
-async fn samba_wrong_password_is_authentication_failed() {
+async fn samba_wrong_password_is_invalid_credentials() {
     let mut s = samba_session(TlsMode::StartTls, 389).await;
     let creds =
         BindCredentials::Simple { bind_dn: env("LDAPSYNC_TEST_AD_BIND_DN"), password: Secret::new("not-the-password") };
     let err = s.bind(&creds).await.expect_err("wrong password");
-    assert_eq!(err.reason(), "AuthenticationFailed");
+    assert_eq!(err.reason(), "InvalidCredentials", "{err}");
+    assert!(err.to_string().contains("data 52e"), "AD's sub-code is kept in the message: {err}");
     assert!(!err.to_string().contains("not-the-password"), "the error must not echo the password: {err}");
 }
 

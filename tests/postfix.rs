@@ -2,7 +2,9 @@
 //! A real Postfix asks the cache through the socketmap server of `ldapsync serve`: recipient
 //! validation (`relay_recipient_maps`), relay domains, a group-restricted list
 //! (`smtpd_restriction_classes`), sub-addresses; `TEMP` (4xx, mail deferred) while no cache is
-//! loaded and when the server is gone. Malformed socketmap requests are refused with `PERM`.
+//! loaded and when the server is gone. Malformed socketmap requests are refused with `PERM`. The
+//! agent, syncing from Samba through a forwarder that stands in for every DC, keeps Postfix answered
+//! while the DCs are down, applies the disabled-accounts policy, and defers mail once it stops.
 
 mod support;
 
@@ -12,7 +14,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use support::{env, free_port, http_get, read_file};
+use kube::api::{Api, Patch, PatchParams};
+use ldapsync::api::LdapConnection;
+use serde_json::json;
+use support::cluster::{create, gateway_pod, secret};
+use support::{
+    Forwarder, LdapsyncProcess, client, env, eventually, free_port, http_get, install_crds, namespace, read_file,
+};
 
 /// `ldapsync serve` with its socketmap port; killed (by PID) when dropped.
 struct Serve {
@@ -78,15 +86,18 @@ impl Postfix {
             "compatibility_level = 3.6\nqueue_directory = {q}\ndata_directory = {q}/data\nmail_owner = postfix\n\
              inet_interfaces = loopback-only\ninet_protocols = ipv4\nmyhostname = mx.{domain}\nmydestination =\n\
              recipient_delimiter = +\nrelay_domains = {domains}\nrelay_recipient_maps = {recipients}\n\
-             relay_transport = discard:\nsmtpd_restriction_classes = sales_senders\n\
+             relay_transport = discard:\nsmtpd_restriction_classes = sales_senders, support_senders\n\
              sales_senders = check_sender_access {sales}, reject\n\
-             smtpd_recipient_restrictions = check_recipient_access inline:{{ sales@{domain}=sales_senders }}, \
+             support_senders = check_sender_access {support}, reject\n\
+             smtpd_recipient_restrictions = check_recipient_access \
+             inline:{{ sales@{domain}=sales_senders, support@{domain}=support_senders }}, \
              reject_unauth_destination\nmaillog_file_prefixes = {d}\nmaillog_file = {d}/maillog\n",
             q = queue.display(),
             d = dir.path().display(),
             domains = map("domain"),
             recipients = map("recipient"),
             sales = map(&format!("member=sales@{domain}")),
+            support = map(&format!("member=support@{domain}")),
         );
         std::fs::write(config.join("main.cf"), main).expect("main.cf");
         let out = Command::new("postfix").arg("-c").arg(&config).arg("start").output().expect("run postfix");
@@ -256,6 +267,14 @@ fn postfix_validates_recipients_and_group_senders_from_the_cache() {
         assert!(answer.starts_with(expected), "MAIL FROM:<{from}> RCPT TO:<{sales}>: {answer}");
     }
 
+    // Support is carol's primary group (AD's primaryGroupID, no `member` value): she may write to
+    // the Support list, alice may not.
+    let support = format!("support@{domain}");
+    for (from, expected) in [(format!("carol@{domain}"), "250 2.1.5"), (alice.clone(), "554 5.7.1")] {
+        let answer = postfix.rcpt(&from, &support);
+        assert!(answer.starts_with(expected), "MAIL FROM:<{from}> RCPT TO:<{support}>: {answer}");
+    }
+
     // The server gone: Postfix defers, never accepts blindly.
     drop(serve);
     let gone = postfix.rcpt("someone@elsewhere.test", &format!("robert@{domain}"));
@@ -334,4 +353,101 @@ fn malformed_socketmap_requests_are_refused_and_many_clients_are_served() {
     assert_eq!(count("ldapsync_socketmap_requests_total{map=\"recipient\",outcome=\"notfound\"}"), 1.0 + 64.0 * 10.0);
     assert_eq!(count("ldapsync_socketmap_requests_total{map=\"domain\",outcome=\"ok\"}"), 1.0);
     assert!(count("ldapsync_socketmap_requests_total{map=\"invalid\",outcome=\"perm\"}") >= 4.0, "{metrics}");
+}
+
+/// Polls the socketmap until `request` is answered `expected` (the agent's first sync, a reload).
+async fn socketmap_until(port: u16, request: &str, expected: &str) {
+    let what = format!("the socketmap to answer {request:?} with {expected:?}");
+    eventually(Duration::from_secs(60), &what, || async {
+        let port_request = netstring(request);
+        let answers = tokio::task::spawn_blocking(move || {
+            TcpStream::connect(("127.0.0.1", port)).ok().map(|_| socketmap_raw(port, port_request.as_bytes(), 1).0)
+        })
+        .await
+        .expect("socketmap client");
+        answers.filter(|a| a.first().map(String::as_str) == Some(expected)).map(|_| ())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postfix_asks_the_agent_which_answers_from_its_cache_while_every_dc_is_down() {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = namespace(&client, "postfix-agent").await;
+    let domain = env("LDAPSYNC_TEST_AD_DOMAIN");
+    secret(&client, &ns, "sync-password", &[("password", env("LDAPSYNC_TEST_AD_PASSWORD").as_bytes())]).await;
+    secret(&client, &ns, "test-ca", &[("ca.crt", &read_file("LDAPSYNC_TEST_CA_FILE"))]).await;
+    gateway_pod(&client, &ns, "mx-0").await;
+    let store = tempfile::tempdir().expect("store");
+    let socketmap_port = free_port();
+    let socketmap_listen = format!("127.0.0.1:{socketmap_port}");
+    let mut agent = LdapsyncProcess::agent_with(
+        &ns,
+        "mx-0",
+        store.path(),
+        &env("LDAPSYNC_TEST_AD_DNS"),
+        &["--socketmap-listen", &socketmap_listen, "--recipient-delimiter", "+"],
+    );
+    // The only DC the connection knows is this forwarder: stopping it takes every DC away.
+    let dc_port = free_port();
+    let dc = Forwarder::start(dc_port, &format!("{}:389", env("LDAPSYNC_TEST_AD_ADDR"))).await;
+    let api: Api<LdapConnection> = Api::namespaced(client.clone(), &ns);
+    create(
+        &api,
+        "corp",
+        json!({
+            "domain": domain,
+            "searchBase": env("LDAPSYNC_TEST_AD_BASE"),
+            "servers": {"static": [format!("{}:{dc_port}", env("LDAPSYNC_TEST_AD_HOST"))]},
+            "tls": {"mode": "StartTLS", "ca": {"secretRef": {"name": "test-ca"}}},
+            "auth": {"simple": {"bindDN": env("LDAPSYNC_TEST_AD_BIND_DN"), "passwordSecretRef": {"name": "sync-password"}}},
+            "disabledAccounts": "Exclude",
+            "timeouts": {"connect": "2s", "operation": "5s"}
+        }),
+    )
+    .await;
+    socketmap_until(socketmap_port, &format!("recipient alice@{domain}"), &format!("OK alice@{domain}")).await;
+    let postfix = Postfix::start(socketmap_port);
+
+    // Disabled accounts excluded by the connection's policy: dave is no recipient.
+    for (to, expected) in [
+        (format!("alice@{domain}"), "250 2.1.5"),
+        (format!("dave@{domain}"), "550 5.1.1"),
+        (format!("nobody@{domain}"), "550 5.1.1"),
+    ] {
+        let answer = postfix.rcpt("someone@elsewhere.test", &to);
+        assert!(answer.starts_with(expected), "RCPT TO:<{to}>: {answer}");
+    }
+
+    // Every DC down and a sync requested: the sync fails, the cache stays and Postfix is still
+    // answered from it (addresses this smtpd has not resolved before).
+    dc.stop();
+    api.patch(
+        "corp",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"annotations": {"ldapsync.io/sync-requested-at": "2026-12-02T08:00:00Z"}}})),
+    )
+    .await
+    .expect("request a sync");
+    eventually(Duration::from_secs(60), "the agent to find every DC down", || async {
+        agent.get("/v1/status").filter(|s| s.contains("\"stale\":true"))
+    })
+    .await;
+    for (to, expected) in [
+        (format!("bob@{domain}"), "250 2.1.5"),
+        (format!("a.liddell+tag@{domain}"), "250 2.1.5"),
+        (format!("nobody-else@{domain}"), "550 5.1.1"),
+    ] {
+        let answer = postfix.rcpt("someone@elsewhere.test", &to);
+        assert!(answer.starts_with(expected), "every DC down, RCPT TO:<{to}>: {answer}");
+    }
+    let (answers, _) =
+        socketmap_raw(socketmap_port, netstring(&format!("member=sales@{domain} bob@{domain}")).as_bytes(), 1);
+    assert_eq!(answers, ["OK OK"], "group rules answered during the outage");
+
+    // The agent stopped: Postfix defers (4xx), it never accepts blindly.
+    agent.kill();
+    let gone = postfix.rcpt("someone@elsewhere.test", &format!("robert@{domain}"));
+    assert!(gone.starts_with("451 4.3.0"), "agent stopped: {gone}");
 }

@@ -160,9 +160,30 @@ async fn active_directory_sync_over_starttls_builds_the_expected_snapshot() {
     assert_eq!(alice.principal_name.as_deref(), Some(format!("alice@{domain}").as_str()));
     assert_eq!(alice.id.len(), 36, "objectGUID as a GUID string: {}", alice.id);
     assert!(!alice.disabled);
-    assert_eq!(group_names(&s, &alice.member_of), ["LoopA", "Sales"]);
-    assert_eq!(group_names(&s, &s.transitive_groups(alice_i)), ["AllStaff", "LoopA", "LoopB", "Sales"]);
+    // Domain Users is alice's primary group: no `member` value names her there, AD's primaryGroupID
+    // does. (Domain Users is itself a member of the built-in Users group.)
+    assert_eq!(group_names(&s, &alice.member_of), ["Domain Users", "LoopA", "Sales"]);
+    assert_eq!(
+        group_names(&s, &s.transitive_groups(alice_i)),
+        ["AllStaff", "Domain Users", "LoopA", "LoopB", "Sales", "Users"]
+    );
     assert!(find(&s, "CN=Dave Disabled").1.disabled);
+
+    // Carol's primary group was set to Support (`samba-tool user setprimarygroup`): Support's `member`
+    // no longer lists her, and Domain Users got her as an ordinary member.
+    let (carol_i, carol) = find(&s, "CN=Carol Danvers");
+    assert_eq!(group_names(&s, &carol.member_of), ["Domain Users", "Engineering", "Support"]);
+    assert!(group_names(&s, &s.transitive_groups(carol_i)).contains(&"Support".to_owned()));
+    // At the domain root every user is in Domain Users, except Guest (whose primary group is
+    // Domain Guests).
+    let (domain_users, _) = find(&s, "CN=Domain Users");
+    let outside: Vec<&str> = s
+        .objects
+        .iter()
+        .filter(|o| o.kind == ObjectKind::User && !o.member_of.contains(&(domain_users as u32)))
+        .map(|o| o.account_name.as_deref().unwrap_or(&o.dn))
+        .collect();
+    assert_eq!(outside, ["Guest"], "users outside Domain Users");
 
     let (big, _) = find(&s, "CN=BigGroup");
     let members = s.objects.iter().filter(|o| o.member_of.contains(&(big as u32))).count();
@@ -342,7 +363,7 @@ async fn bad_inputs_get_their_reason_and_leave_the_previous_snapshot_untouched()
     let before = case.stored_bytes("victim").expect("a snapshot");
     let base = env("LDAPSYNC_TEST_AD_BASE");
     let cases: Vec<(&str, String, &str)> = vec![
-        ("wrong password", good.replace("sync-password", "wrong-password"), "AuthenticationFailed"),
+        ("wrong password", good.replace("sync-password", "wrong-password"), "InvalidCredentials"),
         ("unreachable DC", format!("{good}  servers: {{static: ['127.0.0.4:389']}}\n"), "NoDomainControllerReachable"),
         ("wrong CA", good.replace("name: test-ca", "name: other-ca"), "TlsHandshakeFailed"),
         (

@@ -83,6 +83,8 @@ group("AllStaff", UNIVERSAL_SECURITY, [g("Sales"), g("Engineering"), s("Dave Dis
       mails=[f"allstaff@{d}"])
 group("BigGroup", UNIVERSAL_DISTRIBUTION,
       [f"CN=bulk{i:05d},{bulk}" for i in range(BULK_MEMBERS)], mails=[f"big@{d}"])
+# Carol's primary group (test-env.sh sets it): AD then lists her in no `member` of Support.
+group("Support", GLOBAL_SECURITY, [s("Carol Danvers")], mails=[f"support@{d}"])
 # A membership cycle LoopA -> LoopB -> LoopA (AD allows it); the sync must not loop.
 group("LoopA", GLOBAL_SECURITY, [s("Alice Liddell")])
 group("LoopB", GLOBAL_SECURITY, [g("LoopA"), s("Grace NoMail")])

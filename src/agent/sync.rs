@@ -17,15 +17,20 @@ use crate::domain::reason::with_sources;
 use crate::domain::row::{Attempt, Outcome, WorkerMemory};
 use crate::domain::sync_plan::Trigger;
 use crate::sync::secrets::KubeSource;
-use crate::sync::{PipelineError, SyncOutcome, SyncRequest, Synced};
+use crate::sync::{CredentialsFingerprint, PipelineError, SyncOutcome, SyncRequest, Synced};
 
 pub(crate) async fn sync(
     ctx: &AgentContext,
     conn: &LdapConnection,
     uid: &str,
     memory: &mut WorkerMemory,
+    refused: &mut Option<CredentialsFingerprint>,
     why: Trigger,
 ) {
+    if why == Trigger::CredentialsCheck && credentials_unchanged(ctx, conn, refused.as_ref()).await {
+        memory.credentials_unchanged(Timestamp::now());
+        return;
+    }
     let Ok(_permit) = ctx.limit.acquire().await else { return };
     let attempt = Attempt {
         pod: &ctx.pod,
@@ -92,6 +97,9 @@ pub(crate) async fn sync(
             memory.record(&attempt, &Outcome::Held { held: &held, examples }, Timestamp::now())
         }
         Err(e) => {
+            if let PipelineError::CredentialsRefused { credentials, .. } = &e {
+                *refused = Some(credentials.clone());
+            }
             let cached = ctx.cached(uid).is_some();
             if cached {
                 ctx.lookup.set_stale(&conn_name(conn), true);
@@ -103,6 +111,25 @@ pub(crate) async fn sync(
         }
     };
     write_row(ctx, conn, &row).await;
+}
+
+/// Whether the Secret still holds the credentials the directory refused. Unreadable credentials
+/// count as changed: the sync that follows says why, without a bind.
+async fn credentials_unchanged(
+    ctx: &AgentContext,
+    conn: &LdapConnection,
+    refused: Option<&CredentialsFingerprint>,
+) -> bool {
+    let Some(refused) = refused else { return false };
+    let source = KubeSource::new(ctx.client.clone(), &ctx.namespace);
+    match crate::sync::credentials_of(&conn.spec, &source).await {
+        Ok(now) if now == *refused => true,
+        Ok(_) => {
+            tracing::info!(connection = %conn_name(conn), "the credentials changed since the directory refused them: syncing");
+            false
+        }
+        Err(_) => false,
+    }
 }
 
 /// Keeps what the guard held, so that an approval applies exactly it. Without it an approval

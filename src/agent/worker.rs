@@ -24,6 +24,8 @@ pub(crate) async fn run_worker(
     mut rx: watch::Receiver<Option<Arc<LdapConnection>>>,
 ) {
     let mut memory: Option<WorkerMemory> = None;
+    // What the directory refused, kept beside the memory: it never leaves this process.
+    let mut refused = None;
     loop {
         let current = rx.borrow_and_update().clone();
         let Some(conn) = current else {
@@ -59,7 +61,7 @@ pub(crate) async fn run_worker(
         let latest = rx.borrow_and_update().clone();
         match latest {
             Some(conn) if conn.metadata.deletion_timestamp.is_none() && accepted(&conn) => {
-                sync(&ctx, &conn, &uid, state, reason).await;
+                sync(&ctx, &conn, &uid, state, &mut refused, reason).await;
             }
             _ => continue,
         }

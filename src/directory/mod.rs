@@ -12,6 +12,7 @@ pub mod sealed;
 pub mod sync;
 pub mod tls;
 
+use crate::domain::credentials;
 use crate::domain::reason::Reason;
 use std::time::Duration;
 
@@ -59,12 +60,14 @@ impl DirectoryError {
             Self::ConnectLdap { .. } => Reason::ConnectionFailed,
             Self::ConnectTimeout { .. } | Self::OperationTimeout { .. } => Reason::Timeout,
             Self::TlsHandshake { .. } => Reason::TlsHandshakeFailed,
-            Self::BindLdap { code: 8 | 13, .. } => Reason::StrongerAuthRequired,
-            Self::BindLdap { .. } | Self::KerberosBind { .. } => Reason::AuthenticationFailed,
+            Self::BindLdap { code, detail, .. } => credentials::bind_refusal(*code, detail),
+            Self::KerberosBind { detail, .. } => {
+                credentials::kerberos_refusal(detail).unwrap_or(Reason::AuthenticationFailed)
+            }
             #[cfg(feature = "kerberos")]
             Self::Kerberos(kerberos::KerberosError::Keytab(_)) => Reason::KeytabInvalid,
             #[cfg(feature = "kerberos")]
-            Self::Kerberos(_) => Reason::KerberosFailed,
+            Self::Kerberos(e) => credentials::kerberos_refusal(&e.to_string()).unwrap_or(Reason::KerberosFailed),
             Self::Search { code: 32, .. } => Reason::SearchBaseNotFound,
             Self::Search { code: 4, .. } => Reason::SizeLimitExceeded,
             Self::Search { code: 3, .. } => Reason::Timeout,

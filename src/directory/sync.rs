@@ -327,20 +327,22 @@ impl PreparedConnection {
     }
 }
 
-/// Network, TLS and timeout failures (and a busy server) move on to the next server.
+/// Network, TLS and timeout failures (and a busy server) move on to the next server; refused
+/// credentials never do (each DC would count one more bad attempt).
 fn fails_over(e: &DirectoryError) -> bool {
-    matches!(
-        e,
-        DirectoryError::ConnectLdap { .. }
-            | DirectoryError::ConnectTimeout { .. }
-            | DirectoryError::TlsHandshake { .. }
-            | DirectoryError::OperationTimeout { .. }
-            | DirectoryError::ConnectionLost { .. }
-            | DirectoryError::MalformedResponse { .. }
-            | DirectoryError::Operation { .. }
-            | DirectoryError::KerberosBind { .. }
-            | DirectoryError::Search { code: 51 | 52, .. }
-    )
+    !crate::domain::credentials::is_refusal(e.reason())
+        && matches!(
+            e,
+            DirectoryError::ConnectLdap { .. }
+                | DirectoryError::ConnectTimeout { .. }
+                | DirectoryError::TlsHandshake { .. }
+                | DirectoryError::OperationTimeout { .. }
+                | DirectoryError::ConnectionLost { .. }
+                | DirectoryError::MalformedResponse { .. }
+                | DirectoryError::Operation { .. }
+                | DirectoryError::KerberosBind { .. }
+                | DirectoryError::Search { code: 51 | 52, .. }
+        )
 }
 
 #[cfg(feature = "kerberos")]

@@ -4,6 +4,7 @@ pub mod acceptance;
 pub mod address;
 pub mod codec;
 pub mod conditions;
+pub mod credentials;
 pub mod deletion;
 pub mod dn;
 pub mod duplicates;

@@ -54,7 +54,24 @@ reasons! {
     Timeout,
     TlsHandshakeFailed,
     StrongerAuthRequired,
+    /// A bind refused for another cause than the credentials (e.g. an unsupported method).
     AuthenticationFailed,
+    /// Wrong password or keytab key, or no such account (AD `data 52e`, `525`; LDAP result 49).
+    InvalidCredentials,
+    /// AD `data 775`.
+    AccountLockedOut,
+    /// AD `data 533`.
+    AccountDisabled,
+    /// AD `data 532`; a KDC's "password has expired".
+    PasswordExpired,
+    /// AD `data 701`.
+    AccountExpired,
+    /// AD `data 773`: the password must be changed before the account may log on.
+    PasswordMustChange,
+    /// AD `data 530`, `531`: not at this time or from this workstation.
+    LogonNotPermitted,
+    /// A KDC's KDC_ERR_CLIENT_REVOKED: locked out, disabled or expired.
+    CredentialsRevoked,
     KerberosFailed,
     SearchBaseNotFound,
     SizeLimitExceeded,

@@ -7,6 +7,7 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::api::{DuplicateSummary, HeldSync, NodePhase, NodeStatus, ObjectCounts};
+use crate::domain::credentials;
 use crate::domain::deletion::{DeletionHeld, approval_names};
 use crate::domain::duplicates::DuplicateReport;
 use crate::domain::reason::Reason;
@@ -64,6 +65,16 @@ pub struct WorkerMemory {
     pub row: Option<NodeStatus>,
     /// The last approval value this pod refused (it says so once, not at every wake-up).
     pub refused_approval: Option<String>,
+    /// The directory refused the credentials; no bind until they, the spec or a request change.
+    pub credentials_refused: Option<CredentialsRefusal>,
+}
+
+/// A refusal of the credentials, and when the Secret was last looked at since.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CredentialsRefusal {
+    /// The generation the refused sync read; a new spec is tried.
+    pub generation: Option<i64>,
+    pub checked: Timestamp,
 }
 
 /// What the connection object says that the plan needs.
@@ -124,6 +135,10 @@ impl WorkerMemory {
             last_sync: self.last_sync,
             failures: self.failures,
             last_attempt: self.last_attempt,
+            credentials_refused: self
+                .credentials_refused
+                .filter(|r| r.generation == Some(facts.generation))
+                .map(|r| r.checked),
             jitter,
         }
     }
@@ -214,17 +229,32 @@ impl WorkerMemory {
             Outcome::Failed { reason, message, cached } => {
                 row.phase = Some(if *cached { NodePhase::Stale } else { NodePhase::Failed });
                 row.reason = Some((*reason).into());
-                row.message = Some(message.clone());
                 self.failures = self.failures.saturating_add(1);
                 self.last_attempt = Some(attempt.started);
+                if credentials::is_refusal(*reason) {
+                    row.message = Some(format!("{message}; {}", credentials::WAITING_FOR_CHANGE));
+                    self.credentials_refused =
+                        Some(CredentialsRefusal { generation: attempt.generation, checked: finished });
+                } else {
+                    row.message = Some(message.clone());
+                    self.credentials_refused = None;
+                }
             }
         }
         self.row = Some(row.clone());
         row
     }
 
+    /// The Secret was looked at and still holds the refused credentials: nothing to try yet.
+    pub fn credentials_unchanged(&mut self, at: Timestamp) {
+        if let Some(refusal) = &mut self.credentials_refused {
+            refusal.checked = at;
+        }
+    }
+
     fn finished(&mut self, attempt: &Attempt<'_>, at: Timestamp) {
         self.failures = 0;
+        self.credentials_refused = None;
         self.last_sync = Some(at);
         self.handled_generation = attempt.generation;
     }

@@ -21,6 +21,8 @@ pub enum Trigger {
     /// `ldapsync.io/approve-deletions` names content this pod does not hold: say so in the row.
     ApprovalRefused,
     Scheduled,
+    /// The directory refused the credentials: look whether the Secret changed (no bind unless it did).
+    CredentialsCheck,
 }
 
 impl Trigger {
@@ -32,6 +34,7 @@ impl Trigger {
             Self::Approved => "approved",
             Self::ApprovalRefused => "approval_refused",
             Self::Scheduled => "scheduled",
+            Self::CredentialsCheck => "credentials_check",
         }
     }
 }
@@ -64,9 +67,15 @@ pub struct PlanInput<'a> {
     /// Failed attempts in a row, and when the last one started.
     pub failures: u32,
     pub last_attempt: Option<Timestamp>,
+    /// The credentials were refused at this generation: when the Secret was last looked at.
+    pub credentials_refused: Option<Timestamp>,
     /// This pod's fixed delay for scheduled syncs.
     pub jitter: Duration,
 }
+
+/// How often a pod whose credentials were refused looks whether its Secret changed (an API read,
+/// never a bind).
+pub const CREDENTIALS_RECHECK: Duration = Duration::from_secs(30);
 
 /// First retry after 10 s, doubling up to 5 minutes.
 pub fn retry_delay(failures: u32) -> Duration {
@@ -86,6 +95,10 @@ pub fn next_sync(p: PlanInput<'_>) -> Due {
     }
     if p.approval_refused {
         return Due::Now(Trigger::ApprovalRefused);
+    }
+    if let Some(checked) = p.credentials_refused {
+        let at = checked.checked_add(CREDENTIALS_RECHECK).unwrap_or(p.now);
+        return if at <= p.now { Due::Now(Trigger::CredentialsCheck) } else { Due::At(at, Trigger::CredentialsCheck) };
     }
     if p.failures > 0 {
         let at = p.last_attempt.unwrap_or(p.now).checked_add(retry_delay(p.failures)).unwrap_or(p.now);
@@ -127,6 +140,7 @@ mod tests {
             last_sync: Some(ts("2026-11-30T09:45:00Z")),
             failures: 0,
             last_attempt: Some(ts("2026-11-30T09:44:00Z")),
+            credentials_refused: None,
             jitter: Duration::from_secs(7),
         }
     }
@@ -188,6 +202,34 @@ mod tests {
                 "a request beats the backoff",
                 PlanInput { failures: 3, request: Some("r3"), ..base(&every30) },
                 Due::Now(Trigger::Requested),
+            ),
+            (
+                "refused credentials: no retry, the Secret looked at every 30 s",
+                PlanInput {
+                    failures: 9,
+                    last_attempt: Some(ts("2026-11-30T09:00:00Z")),
+                    credentials_refused: Some(ts("2026-11-30T09:59:50Z")),
+                    ..base(&every30)
+                },
+                Due::At(ts("2026-11-30T10:00:20Z"), Trigger::CredentialsCheck),
+            ),
+            (
+                "refused credentials and a request: the request is tried",
+                PlanInput {
+                    credentials_refused: Some(ts("2026-11-30T09:59:50Z")),
+                    request: Some("r4"),
+                    ..base(&every30)
+                },
+                Due::Now(Trigger::Requested),
+            ),
+            (
+                "refused credentials, schedule overdue: still only the Secret is looked at",
+                PlanInput {
+                    last_sync: Some(ts("2026-11-30T08:00:00Z")),
+                    credentials_refused: Some(ts("2026-11-30T09:00:00Z")),
+                    ..base(&every30)
+                },
+                Due::Now(Trigger::CredentialsCheck),
             ),
         ];
         for (what, input, want) in cases {

@@ -11,7 +11,7 @@ use std::sync::atomic::AtomicU64;
 
 use crate::api::LdapConnectionSpec;
 use crate::directory::dns::DnsResolver;
-use crate::directory::sync::{PreparedConnection, SyncError};
+use crate::directory::sync::{ConnectionSecrets, PreparedConnection, SyncError};
 use crate::domain::codec::{self, CodecError, Encoded};
 use crate::domain::deletion::{DeletionHeld, DeletionLimits, ObjectIds, check_deletions};
 use crate::domain::duplicates::{DuplicateReport, find_duplicates};
@@ -21,6 +21,33 @@ use crate::store::{CacheError, SnapshotStore};
 use crate::system::{random_pick, unix_now};
 use secrets::{ReferenceSource, SecretsError, read_secrets};
 
+/// Which credentials a sync used: a hash salted per process, never logged or written, so that a
+/// pod whose credentials were refused can tell whether its Secret now holds others.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CredentialsFingerprint([u8; 32]);
+
+impl CredentialsFingerprint {
+    fn of(secrets: &ConnectionSecrets) -> Self {
+        use sha2::{Digest, Sha256};
+        let mut hash = Sha256::new();
+        hash.update(crate::system::process_salt());
+        for (tag, value) in [(b'p', &secrets.password), (b'k', &secrets.keytab)] {
+            if let Some(value) = value {
+                hash.update([tag]);
+                hash.update((value.expose().len() as u64).to_le_bytes());
+                hash.update(value.expose());
+            }
+        }
+        Self(hash.finalize().into())
+    }
+}
+
+impl std::fmt::Debug for CredentialsFingerprint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CredentialsFingerprint(<redacted>)")
+    }
+}
+
 /// Why a sync stored nothing, by step.
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -28,6 +55,9 @@ pub enum PipelineError {
     Secrets(#[from] SecretsError),
     #[error(transparent)]
     Directory(#[from] SyncError),
+    /// The directory refused these credentials (wrong password, locked account, ...).
+    #[error("{source}")]
+    CredentialsRefused { credentials: CredentialsFingerprint, source: SyncError },
     #[error("cannot encode the snapshot: {0}")]
     Encode(#[from] CodecError),
     #[error("the encoding task failed: {0}")]
@@ -40,7 +70,7 @@ impl PipelineError {
     pub fn reason(&self) -> Reason {
         match self {
             Self::Secrets(e) => e.reason(),
-            Self::Directory(e) => e.reason(),
+            Self::Directory(e) | Self::CredentialsRefused { source: e, .. } => e.reason(),
             Self::Encode(_) | Self::Task(_) => Reason::StoreFailed,
             Self::Store(e) => e.reason(),
         }
@@ -94,8 +124,37 @@ pub async fn prepare(
     spec: &LdapConnectionSpec,
     source: &dyn ReferenceSource,
 ) -> Result<PreparedConnection, PipelineError> {
+    Ok(prepare_with_credentials(connection, spec, source).await?.0)
+}
+
+/// The fingerprint of the credentials `spec` references now: whether refused ones were replaced.
+pub async fn credentials_of(
+    spec: &LdapConnectionSpec,
+    source: &dyn ReferenceSource,
+) -> Result<CredentialsFingerprint, PipelineError> {
+    Ok(CredentialsFingerprint::of(&read_secrets(spec, source).await?))
+}
+
+async fn prepare_with_credentials(
+    connection: ConnectionRef,
+    spec: &LdapConnectionSpec,
+    source: &dyn ReferenceSource,
+) -> Result<(PreparedConnection, CredentialsFingerprint), PipelineError> {
     let secrets = read_secrets(spec, source).await?;
-    Ok(PreparedConnection::prepare(connection, spec.clone(), secrets).await?)
+    let credentials = CredentialsFingerprint::of(&secrets);
+    match PreparedConnection::prepare(connection, spec.clone(), secrets).await {
+        Ok(prepared) => Ok((prepared, credentials)),
+        Err(e) => Err(refused_or_failed(e, &credentials)),
+    }
+}
+
+/// A directory failure, told apart when it refused the credentials themselves.
+fn refused_or_failed(e: SyncError, credentials: &CredentialsFingerprint) -> PipelineError {
+    if crate::domain::credentials::is_refusal(e.reason()) {
+        PipelineError::CredentialsRefused { credentials: credentials.clone(), source: e }
+    } else {
+        PipelineError::Directory(e)
+    }
 }
 
 /// The resolver a prepared connection uses for discovery.
@@ -111,10 +170,11 @@ pub async fn run(
     store: &dyn SnapshotStore,
 ) -> Result<SyncOutcome, PipelineError> {
     let connection = request.connection.clone();
-    let mut prepared = prepare(request.connection, request.spec, source).await?;
+    let (mut prepared, credentials) = prepare_with_credentials(request.connection, request.spec, source).await?;
     prepared.progress = request.progress;
     let dns = resolver(&prepared, request.dns_server)?;
-    let snapshot = prepared.read_snapshot(&dns, random_pick, unix_now).await?;
+    let snapshot =
+        prepared.read_snapshot(&dns, random_pick, unix_now).await.map_err(|e| refused_or_failed(e, &credentials))?;
     let Encoding { snapshot, encoded, content_hash, duplicates } = encode(snapshot, request.siblings).await?;
     let limits = DeletionLimits {
         max_objects: u64::from(request.spec.deletion_safety.max_deleted_objects),

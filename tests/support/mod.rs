@@ -154,6 +154,36 @@ pub async fn namespace(client: &Client, name: &str) -> String {
     panic!("namespace {name} still terminating after 60s")
 }
 
+/// A TCP forwarder standing in for a domain controller's address: stopping it makes the DC
+/// unreachable for the agents (connections refused), without touching the shared Samba.
+pub struct Forwarder {
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Forwarder {
+    pub async fn start(port: u16, target: &str) -> Self {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.expect("bind forwarder");
+        let target = target.to_owned();
+        let task = tokio::spawn(async move {
+            let mut tasks = tokio::task::JoinSet::new();
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let target = target.clone();
+                tasks.spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        });
+        Self { task }
+    }
+
+    /// Closes the listener and every forwarded connection.
+    pub fn stop(self) {
+        self.task.abort();
+    }
+}
+
 /// An `ldapsync controller` or `ldapsync agent` process of one test namespace, with its HTTP port;
 /// killed (by PID) when dropped.
 pub struct LdapsyncProcess {
@@ -196,10 +226,16 @@ impl LdapsyncProcess {
 
     /// Starts the agent of gateway pod `pod` with its cache in `store`, asking `dns` for DNS.
     pub fn agent(namespace: &str, pod: &str, store: &std::path::Path, dns: &str) -> Self {
+        Self::agent_with(namespace, pod, store, dns, &[])
+    }
+
+    /// [`Self::agent`] with `extra` flags (e.g. the socketmap server's).
+    pub fn agent_with(namespace: &str, pod: &str, store: &std::path::Path, dns: &str, extra: &[&str]) -> Self {
         let port = free_port();
         let listen = format!("127.0.0.1:{port}");
         let store = store.display().to_string();
-        let args = ["agent", "--namespace", namespace, "--pod", pod, "--store", &store, "--listen", &listen];
+        let mut args = vec!["agent", "--namespace", namespace, "--pod", pod, "--store", &store, "--listen", &listen];
+        args.extend(extra);
         Self::spawn(&args, &format!("agent-{namespace}-{pod}"), port, pod, &[("LDAPSYNC_DNS_SERVER", dns.to_owned())])
     }
 

@@ -101,6 +101,36 @@ fn failures_drive_retries_with_backoff() {
 }
 
 #[test]
+fn refused_credentials_are_not_retried_until_the_spec_or_a_request_changes() {
+    let mut memory = WorkerMemory::default();
+    let schedule = default_schedule();
+    let refused = Outcome::Failed { reason: Reason::InvalidCredentials, message: "data 52e".into(), cached: true };
+    let row = memory.record(&attempt("2026-12-01T10:00:00Z", None), &refused, ts("2026-12-01T10:00:01Z"));
+    assert_eq!(row.reason.as_deref(), Some("InvalidCredentials"));
+    assert!(row.message.as_deref().is_some_and(|m| m.starts_with("data 52e; not retried")), "{row:?}");
+    // Hours later: still only the Secret is looked at, every 30 s after the last look.
+    let later = ts("2026-12-01T14:00:00Z");
+    let due = next_sync(memory.plan(&schedule, facts(None, None), later, Duration::ZERO));
+    assert_eq!(due, Due::Now(Trigger::CredentialsCheck));
+    memory.credentials_unchanged(later);
+    let due = next_sync(memory.plan(&schedule, facts(None, None), later, Duration::ZERO));
+    assert_eq!(due, Due::At(ts("2026-12-01T14:00:30Z"), Trigger::CredentialsCheck));
+    // A sync request or a new spec is tried.
+    let due = next_sync(memory.plan(&schedule, facts(Some("r9"), None), later, Duration::ZERO));
+    assert_eq!(due, Due::Now(Trigger::Requested));
+    let new_spec = ConnectionFacts { generation: 4, ..facts(None, None) };
+    assert_eq!(next_sync(memory.plan(&schedule, new_spec, later, Duration::ZERO)), Due::Now(Trigger::Retry));
+    // Another failure cause, or a success, ends the wait.
+    let unreachable = Outcome::Failed { reason: Reason::Timeout, message: "slow".into(), cached: true };
+    memory.record(&attempt("2026-12-01T14:00:00Z", None), &unreachable, ts("2026-12-01T14:00:05Z"));
+    assert_eq!(memory.credentials_refused, None);
+    memory.record(&attempt("2026-12-01T14:01:00Z", None), &refused, ts("2026-12-01T14:01:01Z"));
+    let dups = DuplicateReport::default();
+    memory.record(&attempt("2026-12-01T14:02:00Z", Some("r9")), &synced(&dups), ts("2026-12-01T14:02:02Z"));
+    assert_eq!((memory.credentials_refused, memory.failures), (None, 0));
+}
+
+#[test]
 fn a_handled_request_is_not_synced_again() {
     let mut memory = WorkerMemory::default();
     let schedule = default_schedule();
