@@ -142,6 +142,11 @@ samba_seed() {
     || { tail -20 "$STATE/samba-seed.log" >&2; die "samba seed failed"; }
   samba-tool user setprimarygroup carol Support "${DA[@]}" >> "$STATE/samba-seed.log" 2>&1 \
     || { tail -5 "$STATE/samba-seed.log" >&2; die "cannot make Support carol's primary group"; }
+  # AD's lockout policy for svc-lockout alone: 5 bad attempts within 30 minutes lock it for 30.
+  { samba-tool domain passwordsettings pso create lockout-test 1 --account-lockout-threshold=5 \
+      --account-lockout-duration=30 --reset-account-lockout-after=30 "${DA[@]}" \
+    && samba-tool domain passwordsettings pso apply lockout-test svc-lockout "${DA[@]}"; } >> "$STATE/samba-seed.log" 2>&1 \
+    || { tail -5 "$STATE/samba-seed.log" >&2; die "cannot give svc-lockout its lockout policy"; }
   log "samba: keytabs"
   samba-tool domain exportkeytab "$STATE/svc-sync.keytab" --principal=svc-sync@$REALM -s "$S/etc/smb.conf" >/dev/null
   samba-tool domain exportkeytab "$STATE/svc-sync2.keytab" --principal=svc-sync2@$REALM -s "$S/etc/smb.conf" >/dev/null
@@ -327,6 +332,8 @@ export LDAPSYNC_TEST_AD_SASL_TLS_ADDR='127.0.0.5'
 export LDAPSYNC_TEST_AD_REALM='$REALM'
 export LDAPSYNC_TEST_AD_BIND_DN='svc-sync@$AD_DOMAIN'
 export LDAPSYNC_TEST_AD_PASSWORD='$SYNC_PASS'
+export LDAPSYNC_TEST_AD_LOCKOUT_USER='svc-lockout'
+export LDAPSYNC_TEST_AD_ADMIN_PASSWORD='$ADMIN_PASS'
 export LDAPSYNC_TEST_KEYTAB='$STATE/svc-sync.keytab'
 export LDAPSYNC_TEST_KEYTAB2='$STATE/svc-sync2.keytab'
 export LDAPSYNC_TEST_KEYTAB_TWO_PRINCIPALS='$STATE/two-principals.keytab'

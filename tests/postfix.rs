@@ -392,6 +392,7 @@ async fn postfix_asks_the_agent_which_answers_from_its_cache_while_every_dc_is_d
     // The only DC the connection knows is this forwarder: stopping it takes every DC away.
     let dc_port = free_port();
     let dc = Forwarder::start(dc_port, &format!("{}:389", env("LDAPSYNC_TEST_AD_ADDR"))).await;
+    let _controller = LdapsyncProcess::start(&ns, "postfix-agent", &[]);
     let api: Api<LdapConnection> = Api::namespaced(client.clone(), &ns);
     create(
         &api,

@@ -68,6 +68,9 @@ user("Frank Helper", "frank", "Frank", "Helper", mails=[f"frank@{d}"],
 user("Grace NoMail", "grace", "Grace", "NoMail", password="Grace#Pass-123")
 user("svc-sync", "svc-sync", "Sync", "Service", password=service_password)
 user("svc-sync2", "svc-sync2", "Sync", "Service Two", password=service_password)
+# The lockout test's account: test-env.sh gives it a lockout threshold of 5 (a password settings
+# object, so that no other account can be locked by the tests' deliberate bad binds).
+user("svc-lockout", "svc-lockout", "Sync", "Lockout Test", password=service_password)
 contact("Ext Partner", mails=["partner@external.example"], proxies=["SMTP:partner@external.example"])
 contact("Vendor Contact", mails=["vendor@supplier.example"])
 for i in range(BULK_MEMBERS):
