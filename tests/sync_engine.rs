@@ -27,6 +27,8 @@ impl Case {
         };
         put("sync-password", "password", format!("{}\n", env("LDAPSYNC_TEST_AD_PASSWORD")).as_bytes());
         put("wrong-password", "password", b"Not-The-Password1");
+        // The seed's disabled user, with his right password: AD answers `data 533`.
+        put("dave-password", "password", b"Dave#Pass-123");
         put("slapd-password", "password", env("LDAPSYNC_TEST_SLAPD_PASSWORD").as_bytes());
         put("test-ca", "ca.crt", &support::read_file("LDAPSYNC_TEST_CA_FILE"));
         put("other-ca", "ca.crt", &support::read_file("LDAPSYNC_TEST_OTHER_CA_FILE"));
@@ -382,6 +384,11 @@ async fn bad_inputs_get_their_reason_and_leave_the_previous_snapshot_untouched()
             "DnsLookupFailed",
         ),
         ("missing secret", good.replace("name: sync-password", "name: no-such-secret"), "SecretNotFound"),
+        (
+            "a disabled account",
+            good.replace("bindDN: svc-sync@", "bindDN: dave@").replace("name: sync-password", "name: dave-password"),
+            "AccountDisabled",
+        ),
         (
             "GSSAPI refused over TLS by a strict DC",
             good.replace(

@@ -1,5 +1,9 @@
-//! Email addresses from directory attributes: `mail`-like values and `proxyAddresses`
-//! (`SMTP:` primary, `smtp:` secondary; X500, SIP and other types ignored).
+//! Email addresses from directory attributes: `mail`-like values and typed values such as
+//! `proxyAddresses` and `targetAddress` (`SMTP:` primary, `smtp:` secondary; X500, SIP and other
+//! types ignored). An address's domain is kept in its ASCII (A-label) form, so that a domain
+//! written in Unicode in the directory and one asked for in A-labels are the same key.
+
+use std::borrow::Cow;
 
 /// Longest address accepted (RFC 5321: 64 local + 1 + 255 domain).
 const MAX_ADDRESS_LEN: usize = 320;
@@ -19,10 +23,39 @@ pub fn normalize_address(raw: &str) -> Option<String> {
     {
         return None;
     }
-    Some(value.to_lowercase())
+    let domain = ascii_domain(domain)?;
+    Some(format!("{}@{domain}", local.to_lowercase()))
 }
 
-/// A proxyAddresses value: `Some((is_primary, address))` for SMTP values, `None` for other types.
+/// The form an address or a domain is looked up in: lowercase, the domain in A-labels. What is not
+/// a valid domain is only lowercased (it matches nothing the cache holds).
+pub fn lookup_key(raw: &str) -> Cow<'_, str> {
+    let raw = raw.trim();
+    if raw.is_ascii() {
+        return if raw.bytes().any(|b| b.is_ascii_uppercase()) {
+            Cow::Owned(raw.to_ascii_lowercase())
+        } else {
+            Cow::Borrowed(raw)
+        };
+    }
+    let canonical = match raw.rsplit_once('@') {
+        Some((local, domain)) => ascii_domain(domain).map(|d| format!("{}@{d}", local.to_lowercase())),
+        None => ascii_domain(raw),
+    };
+    Cow::Owned(canonical.unwrap_or_else(|| raw.to_lowercase()))
+}
+
+/// The domain in lowercase A-labels (UTS #46 processing, which maps to NFC); `None` when it is not
+/// a valid internationalised domain name.
+fn ascii_domain(domain: &str) -> Option<String> {
+    if domain.is_ascii() && !domain.split('.').any(|label| label.starts_with("xn--")) {
+        return Some(domain.to_ascii_lowercase());
+    }
+    idna::domain_to_ascii(domain).ok().filter(|d| !d.is_empty())
+}
+
+/// A typed value (`TYPE:address`, as in proxyAddresses): `Some((is_primary, address))` for SMTP
+/// values, `None` for other types and for values without a type.
 pub fn parse_proxy_address(raw: &str) -> Option<(bool, String)> {
     let (kind, rest) = raw.split_once(':')?;
     match kind {
@@ -30,6 +63,14 @@ pub fn parse_proxy_address(raw: &str) -> Option<(bool, String)> {
         k if k.eq_ignore_ascii_case("smtp") => normalize_address(rest).map(|a| (false, a)),
         _ => None,
     }
+}
+
+/// Whether `raw` starts with an address type (`SMTP:`, `X500:`, `sip:`): a colon before any `@`.
+/// An unquoted local part cannot hold a colon (RFC 5321), so a plain address never does.
+fn is_typed(raw: &str) -> bool {
+    raw.split_once(':').is_some_and(|(kind, _)| {
+        !kind.is_empty() && kind.len() <= 16 && kind.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    })
 }
 
 /// Addresses of one object gathered in attribute order.
@@ -40,10 +81,15 @@ pub struct AddressSet {
 }
 
 impl AddressSet {
-    /// Adds the values of one attribute. `proxy` selects proxyAddresses parsing.
+    /// Adds the values of one attribute. Typed values (`SMTP:`, `smtp:`) are parsed in every
+    /// attribute; only `proxyAddresses` (`proxy`) marks the primary address with `SMTP:`.
     pub fn add_values<'a>(&mut self, proxy: bool, values: impl IntoIterator<Item = &'a str>) {
         for raw in values {
-            let parsed = if proxy { parse_proxy_address(raw) } else { normalize_address(raw).map(|a| (false, a)) };
+            let parsed = if is_typed(raw.trim_start()) {
+                parse_proxy_address(raw.trim_start()).map(|(primary, a)| (proxy && primary, a))
+            } else {
+                normalize_address(raw).map(|a| (false, a))
+            };
             if let Some((primary, address)) = parsed {
                 if primary && self.primary.is_none() {
                     self.primary = Some(address.clone());
@@ -100,6 +146,41 @@ mod tests {
             assert_eq!(normalize_address(bad), None, "{bad:?}");
         }
         assert_eq!(normalize_address(&format!("{}@example.com", "a".repeat(400))), None);
+    }
+
+    #[test]
+    fn typed_values_are_parsed_in_every_attribute() {
+        // targetAddress of a contact, mail holding a SIP URI: only SMTP values are addresses, and
+        // only proxyAddresses marks the primary one.
+        let mut s = AddressSet::default();
+        s.add_values(false, ["SMTP:Partner@External.Example", "SIP:partner@external.example", "X500:/o=x"]);
+        assert_eq!(s.finish(), (Some("partner@external.example".into()), vec!["partner@external.example".into()]));
+        let mut s = AddressSet::default();
+        s.add_values(false, ["first@corp.example"]);
+        s.add_values(false, ["SMTP:second@corp.example"]);
+        assert_eq!(
+            s.finish().0.as_deref(),
+            Some("first@corp.example"),
+            "SMTP: outside proxyAddresses is no primary mark"
+        );
+    }
+
+    #[test]
+    fn domains_are_kept_in_a_labels_from_either_form() {
+        assert_eq!(normalize_address("Max@Bücher.Example").as_deref(), Some("max@xn--bcher-kva.example"));
+        assert_eq!(normalize_address("max@XN--BCHER-KVA.example").as_deref(), Some("max@xn--bcher-kva.example"));
+        // NFD (u + combining diaeresis) and NFC spellings are one domain.
+        assert_eq!(normalize_address("max@bu\u{308}cher.example").as_deref(), Some("max@xn--bcher-kva.example"));
+        assert_eq!(normalize_address("max@xn--.example"), None, "an invalid A-label");
+    }
+
+    #[test]
+    fn lookup_keys_are_lowercase_with_a_label_domains() {
+        assert_eq!(lookup_key(" Alice@Corp.Test "), "alice@corp.test");
+        assert!(matches!(lookup_key("alice@corp.test"), Cow::Borrowed(_)), "the common case allocates nothing");
+        assert_eq!(lookup_key("Jörg@Bücher.test"), "jörg@xn--bcher-kva.test");
+        assert_eq!(lookup_key("bücher.test"), "xn--bcher-kva.test");
+        assert_eq!(lookup_key("Jörg@xn--bcher-kva.test"), "jörg@xn--bcher-kva.test");
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
 
+use super::address::lookup_key;
 use super::dn;
 use super::snapshot::{DirObject, ObjectKind, Snapshot};
 
@@ -77,6 +78,20 @@ pub struct Index {
     completions: Vec<(Box<str>, Ref, Box<str>)>,
 }
 
+/// Which of the objects sharing an address answers for it, best first: the object whose primary
+/// address it is, then a user before a group before a contact (mail for a person reaches the
+/// person; a contact points elsewhere), then by connection (namespace, name) and DN: the order
+/// the index reads objects in, which the stable sort keeps for ties.
+fn shared_address_rank(object: &DirObject, address: &str) -> (bool, u8) {
+    let primary = object.primary_address.as_deref().is_some_and(|p| lookup_key(p) == address);
+    let kind = match object.kind {
+        ObjectKind::User => 0,
+        ObjectKind::Group => 1,
+        ObjectKind::Contact => 2,
+    };
+    (!primary, kind)
+}
+
 impl Index {
     /// Builds the index; snapshots are ordered by connection so answers are deterministic.
     pub fn build(mut snapshots: Vec<Arc<Snapshot>>) -> Self {
@@ -92,12 +107,14 @@ impl Index {
                     members.entry(*group).or_default().push(oi as u32);
                 }
                 for address in &object.addresses {
-                    if let Some((_, domain)) = address.rsplit_once('@')
+                    // Snapshots written before domains were kept in A-labels may hold U-labels.
+                    let key = lookup_key(address);
+                    if let Some((_, domain)) = key.rsplit_once('@')
                         && !index.domains.contains(domain)
                     {
                         index.domains.insert(domain.into());
                     }
-                    index.by_address.entry(address.as_str().into()).or_default().push(r);
+                    index.by_address.entry(key.as_ref().into()).or_default().push(r);
                     index.completions.push((address.as_str().into(), r, address.as_str().into()));
                 }
                 if let (Some(primary), Some(name)) = (&object.primary_address, &object.display_name) {
@@ -110,6 +127,12 @@ impl Index {
             index.members.push(members);
         }
         index.completions.sort_unstable_by(|a, b| (&a.0, &a.2).cmp(&(&b.0, &b.2)));
+        for (address, refs) in index.by_address.iter_mut().filter(|(_, refs)| refs.len() > 1) {
+            refs.sort_by_cached_key(|r| {
+                let object = &snapshots[r.snapshot as usize].objects[r.object as usize];
+                shared_address_rank(object, address)
+            });
+        }
         index.connection_names =
             snapshots.iter().map(|s| format!("{}/{}", s.connection.namespace, s.connection.name)).collect();
         index.snapshots = snapshots;
@@ -131,24 +154,24 @@ impl Index {
 
     /// Whether any object holds `address` (case-insensitive): the gateway's "is this ours?".
     pub fn has_address(&self, address: &str) -> bool {
-        self.by_address.contains_key(lowercase(address.trim()).as_ref())
+        self.by_address.contains_key(lookup_key(address).as_ref())
     }
 
     /// The primary address of the object holding `address` (case-insensitive), or the address as
     /// cached when the object has no primary one.
     pub fn primary_address_of(&self, address: &str) -> Option<&str> {
-        let (stored, refs) = self.by_address.get_key_value(lowercase(address.trim()).as_ref())?;
+        let (stored, refs) = self.by_address.get_key_value(lookup_key(address).as_ref())?;
         Some(self.object(*refs.first()?).primary_address.as_deref().unwrap_or(stored))
     }
 
     /// Whether any cached address is in `domain` (case-insensitive).
     pub fn has_domain(&self, domain: &str) -> bool {
-        self.domains.contains(lowercase(domain.trim()).as_ref())
+        self.domains.contains(lookup_key(domain).as_ref())
     }
 
     /// The object holding `address` (case-insensitive) with its transitive groups.
     pub fn lookup_address(&self, address: &str) -> Option<AddressAnswer<'_>> {
-        let key = lowercase(address.trim()).into_owned();
+        let key = lookup_key(address).into_owned();
         let refs = self.by_address.get(key.as_str())?;
         let first = *refs.first()?;
         let object = self.object(first);
@@ -183,7 +206,7 @@ impl Index {
     /// Members of the group named by its address or DN; `None` when there is no such group.
     pub fn group_members(&self, address_or_dn: &str, transitive: bool) -> Option<Vec<MemberRef>> {
         let group = if address_or_dn.contains('@') && !address_or_dn.contains('=') {
-            let refs = self.by_address.get(address_or_dn.trim().to_lowercase().as_str())?;
+            let refs = self.by_address.get(lookup_key(address_or_dn).as_ref())?;
             *refs.iter().find(|r| self.object(**r).kind == ObjectKind::Group)?
         } else {
             let r = *self.by_dn.get(&dn::normalize(address_or_dn).ok()?)?;
@@ -249,14 +272,6 @@ impl Index {
             });
         }
         out
-    }
-}
-
-fn lowercase(s: &str) -> std::borrow::Cow<'_, str> {
-    if s.chars().any(char::is_uppercase) {
-        std::borrow::Cow::Owned(s.to_lowercase())
-    } else {
-        std::borrow::Cow::Borrowed(s)
     }
 }
 
@@ -334,9 +349,11 @@ pub(crate) mod tests {
     #[test]
     fn address_lookup_with_transitive_groups_and_duplicates() {
         let index = sample();
+        // The contact's connection sorts first, but the address is the user's primary one: the
+        // user answers, whichever connection is named first.
         let alice = index.lookup_address("Alice@Corp.Example.com").expect("found");
-        assert_eq!((alice.kind, alice.dn, alice.connection), ("contact", "CN=Ext,DC=corp", "mail/partners"));
-        assert_eq!(alice.also_held_by, ["mail/staff: CN=Alice,DC=corp"]);
+        assert_eq!((alice.kind, alice.dn, alice.connection), ("user", "CN=Alice,DC=corp", "mail/staff"));
+        assert_eq!(alice.also_held_by, ["mail/partners: CN=Ext,DC=corp"]);
         let al = index.lookup_address("al@corp.example.com").expect("found");
         let groups: Vec<&str> = al.groups.iter().map(|g| g.dn).collect();
         assert_eq!(groups, ["CN=All,DC=corp", "CN=Sales,DC=corp"]);
@@ -344,6 +361,30 @@ pub(crate) mod tests {
         assert!(index.lookup_address("bob@corp.example.com").expect("bob").disabled);
         assert_eq!(index.lookup_address("nobody@corp.example.com"), None);
         assert!(index.has_address("AL@corp.example.com") && !index.has_address("nobody@corp.example.com"));
+    }
+
+    #[test]
+    fn a_shared_address_is_answered_by_its_primary_holder_then_by_kind() {
+        use ObjectKind::*;
+        let entries = |kind, dn: &str, mail: &'static str| (kind, entry(dn, &[("mail", &[mail][..])]));
+        // Both hold it as their primary address: the user beats the contact and the group.
+        let a = snapshot("a", vec![entries(Contact, "CN=C,DC=a", "x@corp.example.com")]);
+        let b = snapshot("b", vec![entries(Group, "CN=G,DC=b", "x@corp.example.com")]);
+        let c = snapshot("c", vec![entries(User, "CN=U,DC=c", "x@corp.example.com")]);
+        let index = Index::build(vec![a, b, c]);
+        let x = index.lookup_address("x@corp.example.com").expect("found");
+        assert_eq!((x.kind, x.connection), ("user", "mail/c"));
+        assert_eq!(x.also_held_by, ["mail/b: CN=G,DC=b", "mail/a: CN=C,DC=a"]);
+    }
+
+    #[test]
+    fn internationalised_domains_match_in_either_form() {
+        let s = snapshot("idn", vec![(ObjectKind::User, entry("CN=J,DC=corp", &[("mail", &["Jörg@Bücher.Example"])]))]);
+        let index = Index::build(vec![s]);
+        for asked in ["jörg@bücher.example", "JÖRG@xn--bcher-kva.example", "jörg@bu\u{308}cher.example"] {
+            assert!(index.has_address(asked), "{asked}");
+        }
+        assert!(index.has_domain("Bücher.Example") && index.has_domain("xn--bcher-kva.example"));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 use std::borrow::Cow;
 
+use super::address::lookup_key;
 use super::index::Index;
 
 /// Postfix's own limit on a socketmap netstring (request or reply).
@@ -188,45 +189,15 @@ pub struct KeyRules {
     pub recipient_delimiters: String,
 }
 
-/// The forms of a key to try, in order: as sent (lowercased), then with its domain in the other
-/// IDNA form (A-label / U-label), then without an address extension.
+/// The forms of a key to try, in order: as sent, then without an address extension. (The index
+/// matches either IDNA form of the domain, and any case.)
 pub fn key_forms(key: &str, rules: &KeyRules) -> Vec<String> {
-    let key = key.to_lowercase();
-    let mut forms = vec![key.clone()];
-    let mut push = |f: String| {
-        if !forms.contains(&f) {
-            forms.push(f);
-        }
-    };
-    if let Some((local, domain)) = key.rsplit_once('@') {
-        let alternate = other_idna_form(domain);
-        if let Some(d) = &alternate {
-            push(format!("{local}@{d}"));
-        }
-        if let Some(cut) = local.find(|c| rules.recipient_delimiters.contains(c)).filter(|&i| i > 0) {
-            let base = &local[..cut];
-            push(format!("{base}@{domain}"));
-            if let Some(d) = &alternate {
-                push(format!("{base}@{d}"));
-            }
-        }
-    } else if let Some(d) = other_idna_form(&key) {
-        push(d);
-    }
-    forms
-}
-
-/// The domain in its other IDNA form: U-label for a domain with `xn--` labels, A-label for one
-/// with non-ASCII characters (NFC as UTS 46 maps it); `None` when there is no other form.
-fn other_idna_form(domain: &str) -> Option<String> {
-    if domain.is_ascii() {
-        if !domain.split('.').any(|l| l.starts_with("xn--")) {
-            return None;
-        }
-        let (unicode, result) = idna::domain_to_unicode(domain);
-        return result.ok().filter(|()| unicode != domain).map(|()| unicode);
-    }
-    idna::domain_to_ascii(domain).ok().filter(|a| a != domain)
+    let key = lookup_key(key).into_owned();
+    let base = key.rsplit_once('@').and_then(|(local, domain)| {
+        let cut = local.find(|c| rules.recipient_delimiters.contains(c)).filter(|&i| i > 0)?;
+        Some(format!("{}@{domain}", &local[..cut]))
+    });
+    std::iter::once(key).chain(base).collect()
 }
 
 /// The answer of `map` for `key` from the cache. `None` for `index` means no cache is loaded yet:
@@ -321,25 +292,15 @@ mod tests {
     }
 
     #[test]
-    fn keys_are_tried_lowercased_in_both_idna_forms_then_without_extension() {
+    fn keys_are_tried_in_lookup_form_then_without_extension() {
         let plus = KeyRules { recipient_delimiters: "+-".into() };
         assert_eq!(key_forms("Alice@Corp.Test", &KeyRules::default()), vec!["alice@corp.test"]);
         assert_eq!(key_forms("alice+news@corp.test", &plus), vec!["alice+news@corp.test", "alice@corp.test"]);
         assert_eq!(key_forms("alice+news@corp.test", &KeyRules::default()), vec!["alice+news@corp.test"]);
         assert_eq!(key_forms("+x@corp.test", &plus), vec!["+x@corp.test"], "no empty local part");
-        assert_eq!(
-            key_forms("jörg@bücher.test", &KeyRules::default()),
-            vec!["jörg@bücher.test", "jörg@xn--bcher-kva.test"]
-        );
-        assert_eq!(
-            key_forms("j@xn--bcher-kva.test", &KeyRules::default()),
-            vec!["j@xn--bcher-kva.test", "j@bücher.test"]
-        );
-        assert_eq!(key_forms("bücher.test", &KeyRules::default()), vec!["bücher.test", "xn--bcher-kva.test"]);
-        assert_eq!(
-            key_forms("a-b+c@bücher.test", &plus),
-            vec!["a-b+c@bücher.test", "a-b+c@xn--bcher-kva.test", "a@bücher.test", "a@xn--bcher-kva.test"]
-        );
+        assert_eq!(key_forms("jörg@bücher.test", &KeyRules::default()), vec!["jörg@xn--bcher-kva.test"]);
+        assert_eq!(key_forms("bücher.test", &KeyRules::default()), vec!["xn--bcher-kva.test"]);
+        assert_eq!(key_forms("a-b+c@bücher.test", &plus), vec!["a-b+c@xn--bcher-kva.test", "a@xn--bcher-kva.test"]);
     }
 
     #[test]
