@@ -246,7 +246,8 @@ slapd_start() {
 
 # ---------------------------------------------------------------- dnsmasq
 dnsmasq_start() {
-  # ldap1 is preferred (priority 10); within priority 20, two targets share the load 3:1.
+  # ldap1 is preferred (priority 10); within priority 20, two targets share the load 3:1. Site hq
+  # has ldap2; site branch only ldap3, where nothing listens.
   dnsmasq --port=5353 --listen-address=127.0.0.1 --bind-interfaces --no-resolv --no-hosts \
     --conf-file=/dev/null --local=/example.test/ --pid-file="$STATE/dnsmasq.pid" --user=root \
     --host-record=ldap1.example.test,127.0.0.2 --host-record=ldap2.example.test,127.0.0.3 \
@@ -258,6 +259,7 @@ dnsmasq_start() {
     --srv-host=_ldap._tcp.example.test,ldap2.example.test,389,20,75 \
     --srv-host=_ldap._tcp.example.test,ldap3.example.test,389,20,25 \
     --srv-host=_ldap._tcp.hq._sites.dc._msdcs.example.test,ldap2.example.test,389,0,100 \
+    --srv-host=_ldap._tcp.branch._sites.dc._msdcs.example.test,ldap3.example.test,389,0,100 \
     || die "dnsmasq did not start"
   wait_for "dnsmasq" 10 dig +time=1 +tries=1 +short -p 5353 @127.0.0.1 SRV _ldap._tcp.example.test
 }

@@ -278,6 +278,16 @@ async fn a_site_record_is_asked_before_the_domain_wide_one() {
 }
 
 #[tokio::test]
+async fn a_site_whose_dcs_are_all_down_falls_back_to_the_domains_other_dcs() {
+    let case = Case::new();
+    let spec = slapd_spec(&env("LDAPSYNC_TEST_SRV_DOMAIN"), "  servers: {srv: {site: branch}}\n  timeouts: {connect: 2s}\n");
+    let m = case.manifest("branch", &spec);
+    let report = case.sync(&m, &srv_dns(), None).await.unwrap_or_else(|e| panic!("sync: {e}"));
+    // branch's only DC (ldap3) is dead: the domain-wide record's preferred DC serves.
+    assert!(report.server.starts_with("ldap1.example.test:389"), "{}", report.server);
+}
+
+#[tokio::test]
 async fn a_dead_server_in_the_list_is_skipped() {
     let case = Case::new();
     let m = case.manifest(

@@ -15,7 +15,7 @@ use crate::api::{LdapConnectionSpec, TlsMode};
 use crate::domain::duration::parse_duration;
 use crate::domain::profile::{FilterError, ReadPlan, read_plan};
 use crate::domain::snapshot::{ConnectionRef, Snapshot, SnapshotBuilder, SnapshotError};
-use crate::domain::srv::{SrvTarget, order_targets, parse_host_port, srv_names};
+use crate::domain::srv::{SrvTarget, in_name_order, order_targets, parse_host_port, srv_names};
 use crate::secret::Secret;
 
 /// Secret material a connection references, already read.
@@ -160,7 +160,7 @@ impl PreparedConnection {
     }
 
     /// The servers to try, in order: static ones as listed, or SRV targets in RFC 2782 order
-    /// (site-specific records first). `pick(total)` is the randomness for weights.
+    /// (the site's DCs first, then the domain's others). `pick(total)` is the randomness for weights.
     pub async fn servers(
         &self,
         dns: &DnsResolver,
@@ -180,24 +180,29 @@ impl PreparedConnection {
                 .collect();
         }
         let site = self.spec.servers.srv.as_ref().and_then(|s| s.site.as_deref());
+        let mut pick = pick;
+        let mut answers = Vec::new();
         let mut last_error = None;
         for name in srv_names(&self.spec.domain, site) {
             match dns.srv(&name).await {
-                Ok(targets) => {
-                    let ordered: Vec<SrvTarget> = order_targets(targets, pick);
-                    return Ok(ordered
-                        .into_iter()
-                        .map(|t| {
-                            // DCs publish the LDAP port; LDAPS listens on 636 of the same hosts.
-                            let port = if self.spec.tls.mode == TlsMode::Ldaps && t.port == 389 { 636 } else { t.port };
-                            (t.host, port)
-                        })
-                        .collect());
-                }
+                Ok(targets) => answers.push(order_targets(targets, &mut pick)),
                 Err(e) => last_error = Some(e),
             }
         }
-        Err(SyncError::Discover(last_error.unwrap_or(DnsError::NoSrvRecords { name: self.spec.domain.clone() })))
+        let ordered: Vec<SrvTarget> = in_name_order(answers);
+        if ordered.is_empty() {
+            return Err(SyncError::Discover(
+                last_error.unwrap_or(DnsError::NoSrvRecords { name: self.spec.domain.clone() }),
+            ));
+        }
+        Ok(ordered
+            .into_iter()
+            .map(|t| {
+                // DCs publish the LDAP port; LDAPS listens on 636 of the same hosts.
+                let port = if self.spec.tls.mode == TlsMode::Ldaps && t.port == 389 { 636 } else { t.port };
+                (t.host, port)
+            })
+            .collect())
     }
 
     /// Connects and binds to the first server that answers, trying the next one on network, TLS

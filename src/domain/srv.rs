@@ -21,6 +21,19 @@ pub fn srv_names(domain: &str, site: Option<&str>) -> Vec<String> {
     names
 }
 
+/// The servers of every answered SRV name, in the order of the names (the site's first), each
+/// server once: as the DC locator does, a site whose DCs are all down falls back to the other DCs
+/// of the domain.
+pub fn in_name_order(answers: Vec<Vec<SrvTarget>>) -> Vec<SrvTarget> {
+    let mut out: Vec<SrvTarget> = Vec::new();
+    for target in answers.into_iter().flatten() {
+        if !out.iter().any(|t| t.host.eq_ignore_ascii_case(&target.host) && t.port == target.port) {
+            out.push(target);
+        }
+    }
+    out
+}
+
 /// Orders targets as RFC 2782 says: lowest priority first; within a priority, a weighted random
 /// order where zero-weight targets get a small chance only. `pick(total)` must return a uniformly
 /// random integer in `0..=total`. A target of `.` means "no service" and is dropped.
@@ -96,6 +109,15 @@ mod tests {
 
     fn hosts(v: &[SrvTarget]) -> Vec<&str> {
         v.iter().map(|t| t.host.as_str()).collect()
+    }
+
+    #[test]
+    fn a_site_comes_first_then_the_rest_of_the_domain_each_server_once() {
+        let t = |host: &str, priority| SrvTarget { priority, weight: 0, port: 389, host: host.into() };
+        let site = vec![t("dc2.corp", 0)];
+        let domain = vec![t("dc1.corp", 10), t("DC2.corp", 10), t("dc3.corp", 20)];
+        let hosts: Vec<String> = in_name_order(vec![site, domain]).into_iter().map(|t| t.host).collect();
+        assert_eq!(hosts, ["dc2.corp", "dc1.corp", "dc3.corp"]);
     }
 
     #[test]
