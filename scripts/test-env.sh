@@ -135,6 +135,13 @@ samba_seed() {
   local DA=(-s "$S/etc/smb.conf" -U Administrator --password="$ADMIN_PASS")
   log "samba: DNS records"
   samba-tool dns add 127.0.0.1 $AD_DOMAIN dc1 A 127.0.0.1 "${DA[@]}" >/dev/null 2>&1
+  # Site hq holds the clients of 127.0.0.0/8 (a netlogon ping places the tests there) and lists dc1
+  # as its DC, as a DC covering a site registers itself.
+  log "samba: site hq"
+  { samba-tool sites create hq "${DA[@]}" \
+    && samba-tool sites subnet create 127.0.0.0/8 hq "${DA[@]}" \
+    && samba-tool dns add 127.0.0.1 "_msdcs.$AD_DOMAIN" _ldap._tcp.hq._sites.dc SRV "dc1.$AD_DOMAIN 389 0 100" "${DA[@]}"; } \
+    > "$STATE/samba-sites.log" 2>&1 || { tail -5 "$STATE/samba-sites.log" >&2; die "cannot create site hq"; }
   log "samba: seed directory"
   python3 "$here/seed/samba_ldif.py" "$AD_BASE" "$SYNC_PASS" > "$STATE/samba-seed.ldif"
   LDAPTLS_CACERT=$STATE/pki/ca.pem ldapadd -ZZ -x -H ldap://127.0.0.1 \

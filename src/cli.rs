@@ -76,6 +76,9 @@ pub fn load_manifest(path: &Path) -> Result<(ConnectionRef, LdapConnectionSpec),
 #[serde(rename_all = "camelCase")]
 pub struct CheckReport {
     pub servers: Vec<String>,
+    /// The AD site whose DCs come first (`servers.srv.site`, or the one the DCs place us in).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub site: Option<String>,
     pub server: String,
     pub tls: bool,
     pub identity: String,
@@ -131,7 +134,7 @@ async fn check_prepared(
     dns_server: Option<&str>,
 ) -> Result<CheckReport, CliError> {
     let dns = crate::sync::resolver(&prepared, dns_server)?;
-    let servers = prepared.servers(&dns, crate::system::random_pick).await?;
+    let crate::directory::sync::DcList { servers, site } = prepared.servers(&dns, crate::system::random_pick).await?;
     let (mut session, _) = prepared.open_session(&dns, &servers).await?;
     let root = session.root_dse().await.map_err(SyncError::from)?;
     let controls = root.values("supportedControl").to_vec();
@@ -145,6 +148,7 @@ async fn check_prepared(
     }
     let report = CheckReport {
         servers: servers.iter().map(|(h, p)| format!("{h}:{p}")).collect(),
+        site,
         server: session.server().to_owned(),
         tls: session.is_tls(),
         identity: prepared.credentials.identity().to_owned(),
@@ -169,6 +173,8 @@ async fn check_prepared(
 pub struct SyncReport {
     pub connection: String,
     pub server: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub site: Option<String>,
     pub users: u64,
     pub contacts: u64,
     pub groups: u64,
@@ -220,6 +226,7 @@ pub async fn sync(
     Ok(SyncReport {
         connection: format!("{}/{}", connection.namespace, connection.name),
         server: snapshot.server.clone(),
+        site: synced.site.clone(),
         users: counts.users,
         contacts: counts.contacts,
         groups: counts.groups,

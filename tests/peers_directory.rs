@@ -5,6 +5,7 @@
 mod support;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use ldapsync::api::TlsMode;
 use ldapsync::directory::kerberos::KerberosCredential;
@@ -206,4 +207,20 @@ async fn both_slapd_servers_serve_the_generic_directory() {
             .expect("groups");
         assert_eq!(groups, 4, "staff, everyone, admins, Team on {}", ep.addr);
     }
+}
+
+#[tokio::test]
+async fn samba_answers_the_netlogon_ping_with_the_clients_site() {
+    let dc: std::net::SocketAddr = format!("{}:389", env("LDAPSYNC_TEST_AD_ADDR")).parse().expect("address");
+    let domain = env("LDAPSYNC_TEST_AD_DOMAIN");
+    let answer = ldapsync::directory::cldap::ping(dc, &domain, Duration::from_secs(2)).await.expect("netlogon ping");
+    assert_eq!(answer.dns_domain, domain);
+    assert_eq!(answer.dc_host, env("LDAPSYNC_TEST_AD_HOST"));
+    assert_eq!(answer.dc_site, "Default-First-Site-Name");
+    // test-env.sh puts 127.0.0.0/8 in site hq (with dc1 as its DC).
+    assert_eq!(answer.client_site, "hq");
+    let nobody =
+        ldapsync::directory::cldap::ping("127.0.0.1:9".parse().expect("address"), &domain, Duration::from_millis(300))
+            .await;
+    assert!(nobody.is_err(), "{nobody:?}");
 }

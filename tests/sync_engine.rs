@@ -148,6 +148,8 @@ async fn active_directory_sync_over_starttls_builds_the_expected_snapshot() {
     let report = case.sync(&m, &ad_dns(), None).await.unwrap_or_else(|e| panic!("sync against Samba: {e}"));
     assert!(report.server.starts_with(&format!("{}:389", env("LDAPSYNC_TEST_AD_HOST"))), "{}", report.server);
     assert_eq!(report.contacts, 0, "contacts are off by default");
+    // No site in the spec: the DC's netlogon answer places the client in hq, whose DCs come first.
+    assert_eq!(report.site.as_deref(), Some("hq"));
     assert!(report.users > 1520, "{} users", report.users);
     let s = case.stored("corp");
 
@@ -280,7 +282,8 @@ async fn a_site_record_is_asked_before_the_domain_wide_one() {
 #[tokio::test]
 async fn a_site_whose_dcs_are_all_down_falls_back_to_the_domains_other_dcs() {
     let case = Case::new();
-    let spec = slapd_spec(&env("LDAPSYNC_TEST_SRV_DOMAIN"), "  servers: {srv: {site: branch}}\n  timeouts: {connect: 2s}\n");
+    let spec =
+        slapd_spec(&env("LDAPSYNC_TEST_SRV_DOMAIN"), "  servers: {srv: {site: branch}}\n  timeouts: {connect: 2s}\n");
     let m = case.manifest("branch", &spec);
     let report = case.sync(&m, &srv_dns(), None).await.unwrap_or_else(|e| panic!("sync: {e}"));
     // branch's only DC (ldap3) is dead: the domain-wide record's preferred DC serves.

@@ -79,6 +79,7 @@ pub(crate) async fn sync(
             tracing::info!(connection = %conn_name(conn), objects = snapshot.objects.len(), server = %snapshot.server, "sync finished");
             let outcome = Outcome::Synced {
                 server: &snapshot.server,
+                site: synced.site.as_deref(),
                 objects: snapshot.objects.len(),
                 counts: snapshot.counts(),
                 duplicates: &synced.duplicates,

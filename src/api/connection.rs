@@ -440,6 +440,10 @@ pub struct NodeStatus {
     /// The directory server that served the last sync (`host:port`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server: Option<String>,
+    /// The Active Directory site whose DCs were asked first: `spec.servers.srv.site`, or the site
+    /// the DCs place this pod in (netlogon ping).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site: Option<String>,
     /// Object counts of the cached snapshot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub counts: Option<ObjectCounts>,

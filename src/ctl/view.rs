@@ -48,7 +48,7 @@ pub(super) struct PodView {
     pub(super) pod: String,
     pub(super) phase: Option<String>,
     pub(super) server: Option<String>,
-    /// The site the connection asks for (`spec.servers.srv.site`).
+    /// The site whose DCs the pod asked first (its row), else the one the spec names.
     pub(super) site: Option<String>,
     /// How the last sync read the directory.
     pub(super) mode: &'static str,
@@ -87,7 +87,7 @@ impl PodView {
             pod: row.pod.clone(),
             phase: row.phase.map(|p| format!("{p:?}")),
             server: row.server.clone(),
-            site,
+            site: row.site.clone().or(site),
             mode: "Full",
             age_seconds: row.last_success_time.as_ref().map(|t| now.duration_since(t.0).as_secs().max(0)),
             users: counts.map(|c| c.users),

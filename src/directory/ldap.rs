@@ -420,12 +420,22 @@ impl LdapSession {
 
 /// Our decoders of directory bytes, on their own: what the fuzz targets feed arbitrary BER.
 pub mod wire {
-    use super::{RawEntry, decode_entry, paged_cookie, parse_tag};
+    use super::{RawEntry, StructureTag, decode_entry, paged_cookie, parse_tag};
 
     /// A BER-encoded SearchResultEntry, decoded as a search decodes it; `None` when malformed.
     pub fn decode_search_entry(bytes: &[u8]) -> Option<RawEntry> {
         let (_, tag) = parse_tag(bytes).ok()?;
         decode_entry(tag)
+    }
+
+    /// The SearchResultEntry of a BER-encoded LDAPMessage (as a CLDAP datagram starts with one);
+    /// `None` when malformed or another operation.
+    pub fn decode_message_entry(bytes: &[u8]) -> Option<RawEntry> {
+        let (_, message) = parse_tag(bytes).ok()?;
+        let StructureTag { class: super::TagClass::Universal, id: 16, payload: super::PL::C(parts) } = message else {
+            return None;
+        };
+        decode_entry(parts.into_iter().nth(1)?)
     }
 
     /// The cookie of a BER-encoded paged-results control value; `None` when malformed.

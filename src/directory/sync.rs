@@ -11,12 +11,26 @@ use super::DirectoryError;
 use super::dns::{DnsError, DnsResolver};
 use super::ldap::{BindCredentials, LdapSession, ServerEndpoint, TransportSettings};
 use super::tls;
-use crate::api::{LdapConnectionSpec, TlsMode};
+use crate::api::{DirectoryType, LdapConnectionSpec, TlsMode};
 use crate::domain::duration::parse_duration;
 use crate::domain::profile::{FilterError, ReadPlan, read_plan};
 use crate::domain::snapshot::{ConnectionRef, Snapshot, SnapshotBuilder, SnapshotError};
-use crate::domain::srv::{SrvTarget, in_name_order, order_targets, parse_host_port, srv_names};
+use crate::domain::srv::{SrvTarget, domain_srv_name, in_name_order, order_targets, parse_host_port, site_srv_name};
 use crate::secret::Secret;
+
+/// The DCs to try, in order, and the AD site whose DCs come first (configured or discovered).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DcList {
+    pub servers: Vec<(String, u16)>,
+    pub site: Option<String>,
+}
+
+/// A complete snapshot and how it was read.
+#[derive(Debug)]
+pub struct SnapshotRead {
+    pub snapshot: Snapshot,
+    pub site: Option<String>,
+}
 
 /// Secret material a connection references, already read.
 #[derive(Clone, Default)]
@@ -161,14 +175,10 @@ impl PreparedConnection {
 
     /// The servers to try, in order: static ones as listed, or SRV targets in RFC 2782 order
     /// (the site's DCs first, then the domain's others). `pick(total)` is the randomness for weights.
-    pub async fn servers(
-        &self,
-        dns: &DnsResolver,
-        pick: impl FnMut(u64) -> u64,
-    ) -> Result<Vec<(String, u16)>, SyncError> {
+    pub async fn servers(&self, dns: &DnsResolver, pick: impl FnMut(u64) -> u64) -> Result<DcList, SyncError> {
         let default_port = if self.spec.tls.mode == TlsMode::Ldaps { 636 } else { 389 };
         if !self.spec.servers.static_servers.is_empty() {
-            return self
+            let servers = self
                 .spec
                 .servers
                 .static_servers
@@ -177,17 +187,29 @@ impl PreparedConnection {
                     parse_host_port(s, default_port)
                         .map_err(|detail| SyncError::Spec(SpecError::Invalid { field: "spec.servers.static", detail }))
                 })
-                .collect();
+                .collect::<Result<_, _>>()?;
+            return Ok(DcList { servers, site: None });
         }
-        let site = self.spec.servers.srv.as_ref().and_then(|s| s.site.as_deref());
         let mut pick = pick;
+        let domain_targets = dns.srv(&domain_srv_name(&self.spec.domain)).await.map(|t| order_targets(t, &mut pick));
+        let site = match self.spec.servers.srv.as_ref().and_then(|s| s.site.clone()) {
+            Some(site) => Some(site),
+            None => match &domain_targets {
+                Ok(targets) => self.discover_site(dns, targets).await,
+                Err(_) => None,
+            },
+        };
         let mut answers = Vec::new();
         let mut last_error = None;
-        for name in srv_names(&self.spec.domain, site) {
-            match dns.srv(&name).await {
+        if let Some(site) = &site {
+            match dns.srv(&site_srv_name(&self.spec.domain, site)).await {
                 Ok(targets) => answers.push(order_targets(targets, &mut pick)),
                 Err(e) => last_error = Some(e),
             }
+        }
+        match domain_targets {
+            Ok(targets) => answers.push(targets),
+            Err(e) => last_error = Some(e),
         }
         let ordered: Vec<SrvTarget> = in_name_order(answers);
         if ordered.is_empty() {
@@ -195,14 +217,38 @@ impl PreparedConnection {
                 last_error.unwrap_or(DnsError::NoSrvRecords { name: self.spec.domain.clone() }),
             ));
         }
-        Ok(ordered
+        let servers = ordered
             .into_iter()
             .map(|t| {
                 // DCs publish the LDAP port; LDAPS listens on 636 of the same hosts.
                 let port = if self.spec.tls.mode == TlsMode::Ldaps && t.port == 389 { 636 } else { t.port };
                 (t.host, port)
             })
-            .collect())
+            .collect();
+        Ok(DcList { servers, site })
+    }
+
+    /// The client's AD site as the first DCs that answer a netlogon ping say (Active Directory
+    /// only; at most three DCs asked). `None` when none places this client in a site.
+    async fn discover_site(&self, dns: &DnsResolver, dcs: &[SrvTarget]) -> Option<String> {
+        if self.spec.directory_type != DirectoryType::ActiveDirectory {
+            return None;
+        }
+        let wait = self.transport.connect_timeout.min(Duration::from_secs(2));
+        for dc in dcs.iter().take(3) {
+            let Ok(addresses) = dns.addresses(&dc.host).await else { continue };
+            let Some(ip) = addresses.first() else { continue };
+            // CLDAP answers on UDP 389 whatever port the SRV record gives for LDAP.
+            match super::cldap::ping(SocketAddr::new(*ip, 389), &self.spec.domain, wait).await {
+                Ok(answer) if !answer.client_site.is_empty() => {
+                    tracing::debug!(dc = %dc.host, site = %answer.client_site, "the DC places this client in a site");
+                    return Some(answer.client_site);
+                }
+                Ok(_) => return None,
+                Err(e) => tracing::debug!(dc = %dc.host, error = %e, "no site from this DC"),
+            }
+        }
+        None
     }
 
     /// Connects and binds to the first server that answers, trying the next one on network, TLS
@@ -241,16 +287,16 @@ impl PreparedConnection {
         LdapSession::open(endpoint, &self.transport, &self.credentials).await
     }
 
-    /// A complete read. Servers are tried in order; a server that fails mid-read is abandoned and
+    /// A complete read, and the site whose DCs were asked first. Servers are tried in order; a server that fails mid-read is abandoned and
     /// the read starts again on the next one, so a snapshot never mixes servers or misses pages.
     pub async fn read_snapshot(
         &self,
         dns: &DnsResolver,
         pick: impl FnMut(u64) -> u64,
         now: impl Fn() -> i64,
-    ) -> Result<Snapshot, SyncError> {
+    ) -> Result<SnapshotRead, SyncError> {
         let work = async {
-            let servers = self.servers(dns, pick).await?;
+            let DcList { servers, site } = self.servers(dns, pick).await?;
             let mut remaining: &[(String, u16)] = &servers;
             let mut attempts = Vec::new();
             while !remaining.is_empty() {
@@ -267,13 +313,14 @@ impl PreparedConnection {
                 match self.read_all(&mut session).await {
                     Ok(builder) => {
                         session.close().await;
-                        return Ok(builder.finish(
+                        let snapshot = builder.finish(
                             self.connection.clone(),
                             &self.spec.domain,
                             &self.spec.search_base,
                             &served_by,
                             now(),
-                        ));
+                        );
+                        return Ok(SnapshotRead { snapshot, site });
                     }
                     Err(SyncError::Directory(e)) if fails_over(&e) => {
                         tracing::warn!(server = %served_by, reason = %e.reason(), error = %e, "read failed part-way, starting again on the next server");

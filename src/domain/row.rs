@@ -30,6 +30,7 @@ pub struct Attempt<'a> {
 pub enum Outcome<'a> {
     Synced {
         server: &'a str,
+        site: Option<&'a str>,
         objects: usize,
         counts: Counts,
         duplicates: &'a DuplicateReport,
@@ -174,10 +175,11 @@ impl WorkerMemory {
         };
         self.handled_request = row.last_handled_sync_request.clone();
         match outcome {
-            Outcome::Synced { server, objects, counts, duplicates, snapshot_hash, content_hash, size, took } => {
+            Outcome::Synced { server, site, objects, counts, duplicates, snapshot_hash, content_hash, size, took } => {
                 row.phase = Some(NodePhase::Synced);
                 row.last_success_time = Some(Time(finished));
                 row.server = Some((*server).to_owned());
+                row.site = site.map(str::to_owned);
                 row.counts = Some(ObjectCounts {
                     users: counts.users as i64,
                     contacts: counts.contacts as i64,

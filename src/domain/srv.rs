@@ -12,13 +12,17 @@ pub struct SrvTarget {
 
 /// The SRV names to ask, in order: the site-specific one first when a site is given.
 pub fn srv_names(domain: &str, site: Option<&str>) -> Vec<String> {
-    let domain = domain.trim_end_matches('.');
-    let mut names = Vec::with_capacity(2);
-    if let Some(site) = site {
-        names.push(format!("_ldap._tcp.{site}._sites.dc._msdcs.{domain}"));
-    }
-    names.push(format!("_ldap._tcp.{domain}"));
-    names
+    site.map(|s| site_srv_name(domain, s)).into_iter().chain([domain_srv_name(domain)]).collect()
+}
+
+/// The record of every DC of the domain.
+pub fn domain_srv_name(domain: &str) -> String {
+    format!("_ldap._tcp.{}", domain.trim_end_matches('.'))
+}
+
+/// The record of the DCs that serve AD site `site`.
+pub fn site_srv_name(domain: &str, site: &str) -> String {
+    format!("_ldap._tcp.{site}._sites.dc._msdcs.{}", domain.trim_end_matches('.'))
 }
 
 /// The servers of every answered SRV name, in the order of the names (the site's first), each

@@ -11,7 +11,7 @@ use std::sync::atomic::AtomicU64;
 
 use crate::api::LdapConnectionSpec;
 use crate::directory::dns::DnsResolver;
-use crate::directory::sync::{ConnectionSecrets, PreparedConnection, SyncError};
+use crate::directory::sync::{ConnectionSecrets, PreparedConnection, SnapshotRead, SyncError};
 use crate::domain::codec::{self, CodecError, Encoded};
 use crate::domain::deletion::{DeletionHeld, DeletionLimits, ObjectIds, check_deletions};
 use crate::domain::duplicates::{DuplicateReport, find_duplicates};
@@ -105,6 +105,8 @@ pub struct Synced {
     /// Objects of the previous snapshot that this one no longer holds.
     pub deleted: u64,
     pub duplicates: DuplicateReport,
+    /// The AD site whose DCs were asked first (configured or discovered), if any.
+    pub site: Option<String>,
 }
 
 #[derive(Debug)]
@@ -173,7 +175,7 @@ pub async fn run(
     let (mut prepared, credentials) = prepare_with_credentials(request.connection, request.spec, source).await?;
     prepared.progress = request.progress;
     let dns = resolver(&prepared, request.dns_server)?;
-    let snapshot =
+    let SnapshotRead { snapshot, site } =
         prepared.read_snapshot(&dns, random_pick, unix_now).await.map_err(|e| refused_or_failed(e, &credentials))?;
     let Encoding { snapshot, encoded, content_hash, duplicates } = encode(snapshot, request.siblings).await?;
     let limits = DeletionLimits {
@@ -184,7 +186,12 @@ pub async fn run(
         Ok(deleted) => deleted,
         Err(held) => return Ok(SyncOutcome::Held { held, encoded }),
     };
-    store_step(&connection, Encoding { snapshot, encoded, content_hash, duplicates }, deleted, store).await
+    let mut outcome =
+        store_step(&connection, Encoding { snapshot, encoded, content_hash, duplicates }, deleted, store).await?;
+    if let SyncOutcome::Synced(synced) = &mut outcome {
+        synced.site = site;
+    }
+    Ok(outcome)
 }
 
 /// Applies a snapshot the guard held, once an administrator approved exactly its content: no
@@ -248,5 +255,6 @@ async fn store_step(
         size,
         deleted,
         duplicates,
+        site: None,
     }))
 }

@@ -17,6 +17,7 @@ fn facts(request: Option<&'static str>, approval: Option<&'static str>) -> Conne
 fn synced(duplicates: &DuplicateReport) -> Outcome<'_> {
     Outcome::Synced {
         server: "dc1.corp.test:389",
+        site: Some("hq"),
         objects: 12,
         counts: Counts { users: 10, contacts: 1, groups: 1, addresses: 14 },
         duplicates,
