@@ -284,6 +284,8 @@ fn main() -> ExitCode {
         tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
+    #[cfg(feature = "kerberos")]
+    let _krb5_config = ldapsync::directory::kerberos::use_own_config_unless_given();
     match cli.command {
         Command::Crd => match ldapsync::api::crds_yaml() {
             Ok(yaml) => {

@@ -55,8 +55,6 @@ impl Release {
     fn helm(&self, verb: &str, extra: &[&str]) -> String {
         let image = env("LDAPSYNC_TEST_IMAGE");
         let (repository, tag) = image.rsplit_once(':').expect("LDAPSYNC_TEST_IMAGE is NAME:TAG");
-        let krb5 = format!("{}/in-cluster-krb5.conf", env("LDAPSYNC_TEST_STATE"));
-        std::fs::write(&krb5, krb5_conf()).expect("write krb5.conf");
         let mut args: Vec<String> = [verb, &self.name, CHART, "--namespace", &self.ns].map(String::from).to_vec();
         for set in [
             format!("image.repository={repository}"),
@@ -69,7 +67,7 @@ impl Release {
         ] {
             args.extend(["--set".into(), set]);
         }
-        args.extend(["--set-file".into(), format!("agent.krb5Config={krb5}")]);
+        // No agent.krb5Config: the agents write their own (the KDC is the DC each sync chose).
         args.extend(extra.iter().map(|s| (*s).to_owned()));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let (ok, out) = run_tool(&env("LDAPSYNC_TEST_HELM"), &args);
@@ -214,18 +212,6 @@ impl Release {
         );
         (ok && !out.is_empty()).then_some(out)
     }
-}
-
-/// Kerberos for the pods: the realm's KDC is the DC at its pod-reachable address.
-fn krb5_conf() -> String {
-    let realm = env("LDAPSYNC_TEST_AD_REALM");
-    let domain = env("LDAPSYNC_TEST_AD_DOMAIN");
-    format!(
-        "[libdefaults]\n  default_realm = {realm}\n  dns_lookup_kdc = false\n  dns_lookup_realm = false\n  \
-         dns_canonicalize_hostname = false\n  rdns = false\n[realms]\n  {realm} = {{\n    kdc = {kdc}\n  }}\n\
-         [domain_realm]\n  .{domain} = {realm}\n  {domain} = {realm}\n",
-        kdc = env("LDAPSYNC_TEST_POD_AD_ADDR"),
-    )
 }
 
 const GATEWAY: &str = "app.kubernetes.io/name=example-gateway";

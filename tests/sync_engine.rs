@@ -249,6 +249,42 @@ async fn kerberos_sealed_and_over_tls_read_the_same_directory_as_simple_bind() {
 }
 
 #[tokio::test]
+async fn kerberos_needs_no_krb5_conf_the_kdc_is_the_chosen_dc() {
+    let case = Case::new();
+    let sealed = case.manifest(
+        "no-krb5-conf",
+        &ad_spec("").replace(
+            "  tls: {mode: StartTLS, ca: {secretRef: {name: test-ca}}}\n  auth: {simple: {bindDN: svc-sync@corp.example.test, passwordSecretRef: {name: sync-password}}}\n",
+            "  tls: {mode: None}\n  auth: {kerberos: {keytabSecretRef: {name: sync-keytab}}}\n",
+        ),
+    );
+    // The process has no KRB5_CONFIG and no /etc/krb5.conf to fall back on that knows the realm:
+    // only ldapsync's own file (the KDC is the DC the sync chose) can make the bind work.
+    assert!(
+        !Path::new("/etc/krb5.conf").exists()
+            || !std::fs::read_to_string("/etc/krb5.conf").unwrap_or_default().contains(&env("LDAPSYNC_TEST_AD_REALM"))
+    );
+    let tmp = tempfile::tempdir().expect("TMPDIR");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ldapsync"))
+        .args(["sync", "-f"])
+        .arg(&sealed)
+        .arg("--secrets-dir")
+        .arg(case.secrets())
+        .arg("--store")
+        .arg(case.store())
+        .args(["--dns-server", &ad_dns()])
+        .env_remove("KRB5_CONFIG")
+        .env("TMPDIR", tmp.path())
+        .output()
+        .expect("run ldapsync sync");
+    assert!(out.status.success(), "Kerberos without a krb5.conf: {}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON summary");
+    assert!(report["users"].as_u64().is_some_and(|u| u > 1500), "{report}");
+    let left: Vec<_> = std::fs::read_dir(tmp.path()).expect("TMPDIR").flatten().map(|e| e.file_name()).collect();
+    assert!(left.is_empty(), "the generated krb5.conf and the staged keytab are gone: {left:?}");
+}
+
+#[tokio::test]
 async fn generic_ldap_through_srv_uses_the_preferred_server_and_resolves_nesting() {
     let case = Case::new();
     let m = case.manifest("generic", &slapd_spec(&env("LDAPSYNC_TEST_SRV_DOMAIN"), ""));

@@ -128,3 +128,60 @@ impl KerberosCredential {
 fn gss_message(major: u32, minor: u32) -> String {
     libgssapi::error::Error { major: libgssapi::error::MajorFlags::from_bits_retain(major), minor }.to_string()
 }
+
+/// Where the krb5.conf that ldapsync writes for itself lives, when the user gave none.
+static GENERATED: std::sync::OnceLock<Option<GeneratedConfig>> = std::sync::OnceLock::new();
+
+struct GeneratedConfig {
+    path: std::path::PathBuf,
+    kdcs: std::sync::Mutex<crate::domain::krb5conf::Kdcs>,
+}
+
+/// Deletes ldapsync's own krb5.conf when the process ends.
+pub struct OwnConfig(std::path::PathBuf);
+
+impl Drop for OwnConfig {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Points `KRB5_CONFIG` at a krb5.conf that ldapsync keeps itself (in the temporary directory: no
+/// writable root filesystem needed) unless the user set `KRB5_CONFIG`; the guard deletes it. Call
+/// it in `main` before any other thread exists: it changes the process environment.
+pub fn use_own_config_unless_given() -> Option<OwnConfig> {
+    let generated = GENERATED.get_or_init(|| {
+        if std::env::var_os("KRB5_CONFIG").is_some() {
+            return None;
+        }
+        let path = std::env::temp_dir().join(format!("ldapsync-krb5-{}.conf", std::process::id()));
+        let kdcs = crate::domain::krb5conf::Kdcs::new();
+        if let Err(e) = std::fs::write(&path, crate::domain::krb5conf::render(&kdcs)) {
+            tracing::warn!(path = %path.display(), error = %e, "cannot write ldapsync's krb5.conf; Kerberos uses the system's");
+            return None;
+        }
+        // SAFETY: called from `main` before the runtime or any other thread starts, so nothing
+        // reads the environment concurrently.
+        unsafe { std::env::set_var("KRB5_CONFIG", &path) };
+        Some(GeneratedConfig { path, kdcs: std::sync::Mutex::new(kdcs) })
+    });
+    generated.as_ref().map(|g| OwnConfig(g.path.clone()))
+}
+
+/// Makes `kdc` (the DC a sync chose, `ip:88`) the first KDC of `principal`'s realm in ldapsync's
+/// own krb5.conf; nothing when the user gave a krb5.conf. The file is replaced atomically: MIT
+/// krb5 reads it again when it changes.
+pub fn prefer_kdc(principal: &str, kdc: &str) {
+    let Some(Some(config)) = GENERATED.get() else { return };
+    let Some(realm) = crate::domain::krb5conf::realm_of(principal) else { return };
+    let Ok(mut kdcs) = config.kdcs.lock() else { return };
+    if !crate::domain::krb5conf::prefer(&mut kdcs, realm, kdc) {
+        return;
+    }
+    let staged = config.path.with_extension("conf.new");
+    let written = std::fs::write(&staged, crate::domain::krb5conf::render(&kdcs))
+        .and_then(|()| std::fs::rename(&staged, &config.path));
+    if let Err(e) = written {
+        tracing::warn!(path = %config.path.display(), error = %e, "cannot update ldapsync's krb5.conf");
+    }
+}

@@ -85,8 +85,12 @@ impl LdapSession {
         credentials: &BindCredentials,
     ) -> Result<Self, DirectoryError> {
         #[cfg(feature = "kerberos")]
-        if let (TlsMode::None, BindCredentials::Kerberos(cred)) = (transport.mode, credentials) {
-            return Self::open_sealed(endpoint, transport, cred).await;
+        if let BindCredentials::Kerberos(cred) = credentials {
+            // An AD DC is a KDC of its domain too: ask the one this session talks to.
+            super::kerberos::prefer_kdc(cred.principal(), &SocketAddr::new(endpoint.addr.ip(), 88).to_string());
+            if transport.mode == TlsMode::None {
+                return Self::open_sealed(endpoint, transport, cred).await;
+            }
         }
         let mut session = Self::connect(endpoint, transport).await?;
         session.bind(credentials).await?;

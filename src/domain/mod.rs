@@ -11,6 +11,7 @@ pub mod duplicates;
 pub mod duration;
 pub mod index;
 pub mod keytab;
+pub mod krb5conf;
 pub mod netlogon;
 pub mod profile;
 pub mod reason;
