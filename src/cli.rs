@@ -178,6 +178,8 @@ pub struct SyncReport {
     pub users: u64,
     pub contacts: u64,
     pub groups: u64,
+    /// Objects of `spec.mailObjectClasses`.
+    pub recipients: u64,
     pub addresses: u64,
     pub unresolved_members: u64,
     pub deleted: u64,
@@ -230,6 +232,7 @@ pub async fn sync(
         users: counts.users,
         contacts: counts.contacts,
         groups: counts.groups,
+        recipients: counts.recipients,
         addresses: counts.addresses,
         unresolved_members: snapshot.unresolved_members,
         deleted: synced.deleted,

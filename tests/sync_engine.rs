@@ -202,6 +202,25 @@ async fn active_directory_sync_over_starttls_builds_the_expected_snapshot() {
 }
 
 #[tokio::test]
+async fn other_mail_enabled_classes_are_recipients_when_listed() {
+    let case = Case::new();
+    let domain = env("LDAPSYNC_TEST_AD_DOMAIN");
+    let front_desk = format!("frontdesk@{domain}");
+    let m = case.manifest("default-classes", &ad_spec(""));
+    case.sync(&m, &ad_dns(), None).await.unwrap_or_else(|e| panic!("sync: {e}"));
+    let s = case.stored("default-classes");
+    assert!(!s.objects.iter().any(|o| o.addresses.contains(&front_desk)), "not cached by default");
+
+    let m = case.manifest("more-classes", &ad_spec("  mailObjectClasses: [remoteMailRecipient]\n"));
+    let report = case.sync(&m, &ad_dns(), None).await.unwrap_or_else(|e| panic!("sync: {e}"));
+    assert_eq!(report.recipients, 1, "{report:?}");
+    let s = case.stored("more-classes");
+    let (_, desk) = find(&s, "CN=Front Desk");
+    assert_eq!(desk.kind, ObjectKind::Recipient);
+    assert_eq!(desk.primary_address.as_deref(), Some(front_desk.as_str()));
+}
+
+#[tokio::test]
 async fn contacts_are_synced_when_enabled() {
     let case = Case::new();
     let m = case.manifest("corp-contacts", &ad_spec("  contacts: {enabled: true}\n"));

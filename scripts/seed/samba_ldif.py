@@ -73,6 +73,10 @@ user("svc-sync2", "svc-sync2", "Sync", "Service Two", password=service_password)
 user("svc-lockout", "svc-lockout", "Sync", "Lockout Test", password=service_password)
 contact("Ext Partner", mails=["partner@external.example"], proxies=["SMTP:partner@external.example"])
 contact("Vendor Contact", mails=["vendor@supplier.example"])
+# A mail-enabled object of another class (remoteMailRecipient): cached only when a connection
+# lists the class in spec.mailObjectClasses. `top` allows proxyAddresses on every class.
+entry(f"CN=Front Desk,{staff}", "objectClass: remoteMailRecipient", "displayName: Front Desk",
+      f"proxyAddresses: SMTP:frontdesk@{domain}")
 for i in range(BULK_MEMBERS):
     user(f"bulk{i:05d}", f"bulk{i:05d}", "Bulk", f"{i:05d}", mails=[f"bulk{i:05d}@{d}"], ou=bulk)
 

@@ -80,6 +80,12 @@ pub struct LdapConnectionSpec {
     #[serde(default)]
     pub contacts: ContactsSpec,
 
+    /// More mail-enabled object classes to cache as recipients besides users, contacts and groups,
+    /// e.g. `publicFolder`, `msExchDynamicDistributionList` (their addresses only: no members).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16), inner(length(min = 1, max = 64)))]
+    pub mail_object_classes: Vec<String>,
+
     /// Disabled Active Directory user accounts: `Include` (default) caches them as recipients,
     /// flagged `disabled` (Exchange shared and room mailboxes are disabled users); `Exclude` leaves
     /// them out of the cache, so they are not recipients (the DC filters them).
@@ -502,6 +508,9 @@ pub struct ObjectCounts {
     pub contacts: i64,
     /// Groups.
     pub groups: i64,
+    /// Objects of `spec.mailObjectClasses`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub recipients: i64,
     /// Distinct email addresses.
     pub addresses: i64,
 }
@@ -581,6 +590,10 @@ fn default_display_name_attribute() -> String {
 
 fn default_unique_id_attribute() -> String {
     "entryUUID".to_owned()
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
 }
 
 #[cfg(test)]

@@ -79,8 +79,8 @@ pub struct Index {
 }
 
 /// Which of the objects sharing an address answers for it, best first: the object whose primary
-/// address it is, then a user before a group before a contact (mail for a person reaches the
-/// person; a contact points elsewhere), then by connection (namespace, name) and DN: the order
+/// address it is, then a user before a group before a contact before another mail-enabled
+/// object (mail for a person reaches the person; a contact points elsewhere), then by connection (namespace, name) and DN: the order
 /// the index reads objects in, which the stable sort keeps for ties.
 fn shared_address_rank(object: &DirObject, address: &str) -> (bool, u8) {
     let primary = object.primary_address.as_deref().is_some_and(|p| lookup_key(p) == address);
@@ -88,6 +88,7 @@ fn shared_address_rank(object: &DirObject, address: &str) -> (bool, u8) {
         ObjectKind::User => 0,
         ObjectKind::Group => 1,
         ObjectKind::Contact => 2,
+        ObjectKind::Recipient => 3,
     };
     (!primary, kind)
 }

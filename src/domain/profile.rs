@@ -86,7 +86,7 @@ pub fn read_plan(spec: &LdapConnectionSpec) -> Result<ReadPlan, FilterError> {
         queries.push(ObjectQuery {
             kind: ObjectKind::Contact,
             filter: combine("contacts", contacts, extra.contacts.as_deref())?,
-            attributes: object_attrs,
+            attributes: object_attrs.clone(),
         });
     }
     queries.push(ObjectQuery {
@@ -94,6 +94,15 @@ pub fn read_plan(spec: &LdapConnectionSpec) -> Result<ReadPlan, FilterError> {
         filter: combine("groups", groups, extra.groups.as_deref())?,
         attributes: group_attrs,
     });
+    if !spec.mail_object_classes.is_empty() {
+        // Validated as object class names: nothing to escape.
+        let classes: String = spec.mail_object_classes.iter().map(|c| format!("(objectClass={c})")).collect();
+        queries.push(ObjectQuery {
+            kind: ObjectKind::Recipient,
+            filter: format!("(|{classes})"),
+            attributes: object_attrs,
+        });
+    }
     Ok(ReadPlan { queries, names })
 }
 
@@ -201,5 +210,19 @@ mod tests {
             assert!(err.detail.contains(why), "{bad}: {err}");
             assert!(err.to_string().starts_with("spec.filters.groups"), "{err}");
         }
+    }
+
+    #[test]
+    fn more_mail_enabled_classes_are_read_as_recipients() {
+        let with = spec(&format!("{AD}mailObjectClasses: [publicFolder, msExchDynamicDistributionList]\n"));
+        let plan = read_plan(&with).expect("plan");
+        let last = plan.queries.last().expect("a query");
+        assert_eq!(last.kind, ObjectKind::Recipient);
+        assert_eq!(last.filter, "(|(objectClass=publicFolder)(objectClass=msExchDynamicDistributionList))");
+        assert!(
+            last.attributes.contains(&"proxyAddresses".to_owned()) && !last.attributes.contains(&"member".to_owned())
+        );
+        let without = read_plan(&spec(AD)).expect("plan");
+        assert!(without.queries.iter().all(|q| q.kind != ObjectKind::Recipient), "the defaults are unchanged");
     }
 }

@@ -184,6 +184,7 @@ impl WorkerMemory {
                     users: counts.users as i64,
                     contacts: counts.contacts as i64,
                     groups: counts.groups as i64,
+                    recipients: counts.recipients as i64,
                     addresses: counts.addresses as i64,
                 });
                 row.duplicates = Some(DuplicateSummary {

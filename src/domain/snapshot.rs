@@ -13,6 +13,9 @@ pub enum ObjectKind {
     User,
     Contact,
     Group,
+    /// An object of another mail-enabled class of `spec.mailObjectClasses` (a public folder, a
+    /// dynamic distribution list). Last, so that snapshots written before it still decode.
+    Recipient,
 }
 
 impl ObjectKind {
@@ -21,6 +24,7 @@ impl ObjectKind {
             Self::User => "user",
             Self::Contact => "contact",
             Self::Group => "group",
+            Self::Recipient => "recipient",
         }
     }
 }
@@ -77,6 +81,8 @@ pub struct Counts {
     pub users: u64,
     pub contacts: u64,
     pub groups: u64,
+    /// Objects of `spec.mailObjectClasses`.
+    pub recipients: u64,
     pub addresses: u64,
 }
 
@@ -88,6 +94,7 @@ impl Snapshot {
                 ObjectKind::User => c.users += 1,
                 ObjectKind::Contact => c.contacts += 1,
                 ObjectKind::Group => c.groups += 1,
+                ObjectKind::Recipient => c.recipients += 1,
             }
             c.addresses += o.addresses.len() as u64;
         }
@@ -338,7 +345,7 @@ impl SnapshotBuilder {
                         self.primary_groups.push((index, group.into_boxed_slice()));
                     }
                 }
-                ObjectKind::Contact => {}
+                ObjectKind::Contact | ObjectKind::Recipient => {}
             }
         }
         let mut pending = Vec::new();

@@ -222,6 +222,13 @@ fn validate_attributes(spec: &LdapConnectionSpec) -> Result<(), Rejection> {
             return Err(not_an_attribute(format!("spec.emailAttributes[{i}]"), attr));
         }
     }
+    for (i, class) in spec.mail_object_classes.iter().enumerate() {
+        // An object class name has the syntax of an attribute name (RFC 4512 descr).
+        if !valid_attribute(class) {
+            let field = format!("spec.mailObjectClasses[{i}]");
+            return Err(reject(Reason::InvalidSpec, field, format!("{class:?} is not an object class name")));
+        }
+    }
     if let Some(mapping) = &spec.attribute_mapping {
         let fields = [
             ("spec.attributeMapping.userName", &mapping.user_name),

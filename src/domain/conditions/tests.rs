@@ -11,7 +11,7 @@ fn row(pod: &str, phase: NodePhase, generation: i64) -> NodeStatus {
         phase: Some(phase),
         observed_generation: Some(generation),
         last_success_time: Some(t("2026-11-30T08:00:00Z")),
-        counts: Some(ObjectCounts { users: 40, contacts: 2, groups: 5, addresses: 60 }),
+        counts: Some(ObjectCounts { users: 40, contacts: 2, groups: 5, recipients: 0, addresses: 60 }),
         ..Default::default()
     }
 }

@@ -19,7 +19,7 @@ fn synced(duplicates: &DuplicateReport) -> Outcome<'_> {
         server: "dc1.corp.test:389",
         site: Some("hq"),
         objects: 12,
-        counts: Counts { users: 10, contacts: 1, groups: 1, addresses: 14 },
+        counts: Counts { users: 10, contacts: 1, groups: 1, recipients: 0, addresses: 14 },
         duplicates,
         snapshot_hash: "file-hash",
         content_hash: "content-hash",

@@ -122,6 +122,7 @@ fn invalid_specs_get_a_reason_and_the_field() {
         (json!({"timeouts": {"connect": "0s"}}), "InvalidSpec", "spec.timeouts.connect"),
         (json!({"timeouts": {"sync": "forever"}}), "InvalidSpec", "spec.timeouts.sync"),
         (json!({"emailAttributes": ["mail", "proxy addresses"]}), "InvalidSpec", "spec.emailAttributes[1]"),
+        (json!({"mailObjectClasses": ["publicFolder", "(objectClass=*)"]}), "InvalidSpec", "spec.mailObjectClasses[1]"),
         (json!({"filters": {"groups": "(cn=a"}}), "InvalidFilter", "spec.filters.groups"),
         (
             json!({"auth": {"simple": {"passwordSecretRef": {"name": "nope"}}}}),
