@@ -114,6 +114,7 @@ fn catalogue() -> Vec<(&'static str, Input, &'static str)> {
         ("search base without '='", Spec(json!({"searchBase": "Staff"})), "InvalidSearchBase"),
         ("search base with odd hex", Spec(json!({"searchBase": "CN=#0,DC=corp"})), "InvalidSearchBase"),
         ("no authentication", Spec(json!({"auth": {}})), "InvalidSpec"),
+        ("an object class that is a filter", Spec(json!({"mailObjectClasses": ["(objectClass=*)"]})), "InvalidSpec"),
         (
             "two authentications",
             Spec(
