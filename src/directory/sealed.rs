@@ -6,6 +6,7 @@
 
 use std::sync::{Arc, Mutex};
 
+use crate::domain::ber::tlv;
 use cross_krb5::{ClientCtx, K5Ctx, Step};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixStream};
@@ -169,22 +170,7 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f).await.map_err(|e| SealedBindError::Gssapi(e.to_string()))?.map_err(gss)
 }
 
-// ---- the few BER encodings the bind needs (RFC 4511) ----
-
-fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    let len = content.len();
-    if len < 0x80 {
-        out.push(len as u8);
-    } else {
-        let bytes = len.to_be_bytes();
-        let skip = bytes.iter().take_while(|b| **b == 0).count();
-        out.push(0x80 | (bytes.len() - skip) as u8);
-        out.extend_from_slice(&bytes[skip..]);
-    }
-    out.extend_from_slice(content);
-    out
-}
+// ---- the BindRequest (RFC 4511), written with domain::ber ----
 
 /// LDAPMessage { messageID 1, BindRequest { version 3, name "", sasl { "GSSAPI", credentials } } }
 fn bind_request(credentials: Option<&[u8]>) -> Vec<u8> {

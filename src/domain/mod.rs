@@ -2,6 +2,7 @@
 
 pub mod acceptance;
 pub mod address;
+pub mod ber;
 pub mod codec;
 pub mod conditions;
 pub mod credentials;

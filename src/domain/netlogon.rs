@@ -3,6 +3,8 @@
 //! the answer's `Netlogon` attribute (NETLOGON_SAM_LOGON_RESPONSE_EX, MS-ADTS 6.3.1.9). Pure:
 //! the UDP exchange lives in `directory::cldap`.
 
+use super::ber::{octets, tlv};
+
 /// NETLOGON_NT_VERSION_5 | NETLOGON_NT_VERSION_5EX: ask for the _EX response, which names sites.
 const NT_VERSION: [u8; 4] = [0x06, 0, 0, 0];
 const LOGON_SAM_LOGON_RESPONSE_EX: u16 = 23;
@@ -93,26 +95,6 @@ fn read_name(bytes: &[u8], start: usize) -> Option<(String, usize)> {
         }
     }
     None
-}
-
-fn octets(value: &[u8]) -> Vec<u8> {
-    tlv(0x04, value)
-}
-
-/// One BER element with a definite length.
-fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    let length = content.len();
-    if length < 0x80 {
-        out.push(length as u8);
-    } else {
-        let bytes = length.to_be_bytes();
-        let significant: Vec<u8> = bytes.iter().copied().skip_while(|b| *b == 0).collect();
-        out.push(0x80 | significant.len() as u8);
-        out.extend(significant);
-    }
-    out.extend_from_slice(content);
-    out
 }
 
 #[cfg(test)]
