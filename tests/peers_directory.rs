@@ -81,7 +81,7 @@ async fn samba_certificate_from_another_ca_is_refused() {
 
 fn kerberos(keytab_var: &str, cache: &str) -> BindCredentials {
     let keytab = read_file(keytab_var);
-    let cred = KerberosCredential::acquire(&keytab, None, cache).expect("credentials from the keytab");
+    let cred = KerberosCredential::from_keytab(&keytab, None, cache).expect("credentials from the keytab");
     BindCredentials::Kerberos(Arc::new(cred))
 }
 
@@ -141,7 +141,7 @@ async fn two_keytabs_in_one_process_keep_their_own_identities() {
 #[test]
 fn keytab_with_two_principals_is_refused_before_any_kerberos_call() {
     let keytab = read_file("LDAPSYNC_TEST_KEYTAB_TWO_PRINCIPALS");
-    let err = KerberosCredential::acquire(&keytab, None, "peers-two-principals").expect_err("two principals");
+    let err = KerberosCredential::from_keytab(&keytab, None, "peers-two-principals").expect_err("two principals");
     let msg = err.to_string();
     assert!(msg.contains("svc-sync@CORP.EXAMPLE.TEST") && msg.contains("svc-sync2@CORP.EXAMPLE.TEST"), "{msg}");
 }

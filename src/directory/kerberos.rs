@@ -3,8 +3,9 @@
 //! `KRB5_CLIENT_KTNAME`/`KRB5CCNAME` are process-wide, so several connections with different keytabs
 //! would share one identity. MIT krb5's `gss_acquire_cred_from()` takes a credential store per call
 //! instead: each connection gets its own client keytab file and its own in-memory ticket cache.
-//! The GSSAPI library blocks on files and the KDC, so callers run [`KerberosCredential::acquire`]
-//! on a blocking thread.
+//! Tickets are acquired at the first bind, once the sync has chosen its DC: with no krb5.conf of
+//! the user's, that DC is the KDC. The GSSAPI library blocks on files and the KDC, so
+//! [`KerberosCredential::bind_credential`] runs it on a blocking thread.
 
 use std::ffi::CString;
 use std::io::Write;
@@ -29,7 +30,10 @@ pub enum KerberosError {
 /// GSSAPI credentials of one connection, and the keytab file they are read from.
 pub struct KerberosCredential {
     principal: String,
-    cred: libgssapi::credential::Cred,
+    keytab_value: CString,
+    ccache_value: CString,
+    /// Acquired at the first bind; MIT renews its tickets from the client keytab after that.
+    cred: std::sync::Mutex<Option<libgssapi::credential::Cred>>,
     // MIT reads the client keytab lazily (on each ticket request), so the file lives as long as the
     // credential.
     _keytab_dir: tempfile::TempDir,
@@ -45,9 +49,10 @@ impl std::fmt::Debug for KerberosCredential {
 const KRB5_PRINCIPAL_NAME_OID: &[u8] = b"\x2a\x86\x48\x86\xf7\x12\x01\x02\x02\x01";
 
 impl KerberosCredential {
-    /// Checks the keytab (exactly one principal, matching `principal` when given) and acquires
-    /// initiator credentials whose tickets live in the memory cache `cache_name` only.
-    pub fn acquire(keytab_bytes: &[u8], principal: Option<&str>, cache_name: &str) -> Result<Self, KerberosError> {
+    /// Checks the keytab (exactly one principal, matching `principal` when given) and stages it for
+    /// credentials whose tickets will live in the memory cache `cache_name` only. Nothing is asked
+    /// of a KDC yet.
+    pub fn from_keytab(keytab_bytes: &[u8], principal: Option<&str>, cache_name: &str) -> Result<Self, KerberosError> {
         let summary = keytab::single_principal(keytab_bytes, principal)?;
         let dir = tempfile::Builder::new().prefix("ldapsync-krb5-").tempdir().map_err(KerberosError::StageKeytab)?;
         let path = dir.path().join("client.keytab");
@@ -59,16 +64,41 @@ impl KerberosCredential {
             .map_err(KerberosError::StageKeytab)?;
         file.write_all(keytab_bytes).and_then(|()| file.sync_all()).map_err(KerberosError::StageKeytab)?;
         drop(file);
-
         let fail = |detail: String| KerberosError::AcquireCredentials { principal: summary.principal.clone(), detail };
         let keytab_value = CString::new(format!("FILE:{}", path.display()))
             .map_err(|_| fail("keytab path contains a NUL byte".into()))?;
         let ccache_value =
             CString::new(format!("MEMORY:{cache_name}")).map_err(|_| fail("cache name contains a NUL byte".into()))?;
-        let name_bytes = summary.principal.as_bytes();
+        Ok(Self {
+            principal: summary.principal,
+            keytab_value,
+            ccache_value,
+            cred: std::sync::Mutex::new(None),
+            _keytab_dir: dir,
+        })
+    }
 
-        // SAFETY: every pointer handed to GSSAPI points into locals that outlive the calls; the
-        // imported name is released before returning and the credential handle is owned by `Cred`.
+    /// The credentials in the form ldap3's `sasl_gssapi_cred_bind` takes, acquired from the keytab
+    /// the first time (on a blocking thread: MIT asks the KDC then).
+    pub async fn bind_credential(self: &std::sync::Arc<Self>) -> Result<cross_krb5::Cred, KerberosError> {
+        let this = std::sync::Arc::clone(self);
+        let fail = |detail: String| KerberosError::AcquireCredentials { principal: self.principal.clone(), detail };
+        tokio::task::spawn_blocking(move || this.acquired())
+            .await
+            .map_err(|e| fail(e.to_string()))?
+            .map(cross_krb5::Cred::from)
+    }
+
+    fn acquired(&self) -> Result<libgssapi::credential::Cred, KerberosError> {
+        let fail = |detail: String| KerberosError::AcquireCredentials { principal: self.principal.clone(), detail };
+        let mut slot = self.cred.lock().map_err(|_| fail("the credential lock is poisoned".into()))?;
+        if let Some(cred) = slot.as_ref() {
+            return Ok(cred.clone());
+        }
+        let name_bytes = self.principal.as_bytes();
+        // SAFETY: every pointer handed to GSSAPI points into locals or fields that outlive the
+        // calls; the imported name is released before returning and the credential handle is
+        // owned by `Cred`.
         let cred = unsafe {
             let mut minor: sys::OM_uint32 = 0;
             let mut oid = sys::gss_OID_desc_struct {
@@ -85,8 +115,8 @@ impl KerberosCredential {
                 return Err(fail(gss_message(major, minor)));
             }
             let mut elements = [
-                sys::gss_key_value_element_struct { key: c"client_keytab".as_ptr(), value: keytab_value.as_ptr() },
-                sys::gss_key_value_element_struct { key: c"ccache".as_ptr(), value: ccache_value.as_ptr() },
+                sys::gss_key_value_element_struct { key: c"client_keytab".as_ptr(), value: self.keytab_value.as_ptr() },
+                sys::gss_key_value_element_struct { key: c"ccache".as_ptr(), value: self.ccache_value.as_ptr() },
             ];
             let store = sys::gss_key_value_set_struct {
                 count: elements.len() as sys::OM_uint32,
@@ -111,17 +141,13 @@ impl KerberosCredential {
             }
             libgssapi::credential::Cred::from(handle)
         };
-        Ok(Self { principal: summary.principal, cred, _keytab_dir: dir })
+        *slot = Some(cred.clone());
+        Ok(cred)
     }
 
     /// The principal these credentials belong to.
     pub fn principal(&self) -> &str {
         &self.principal
-    }
-
-    /// The credentials in the form ldap3's `sasl_gssapi_cred_bind` takes.
-    pub fn to_bind_credential(&self) -> cross_krb5::Cred {
-        cross_krb5::Cred::from(self.cred.clone())
     }
 }
 

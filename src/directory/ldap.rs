@@ -101,13 +101,13 @@ impl LdapSession {
     async fn open_sealed(
         endpoint: &ServerEndpoint,
         transport: &TransportSettings,
-        cred: &super::kerberos::KerberosCredential,
+        cred: &Arc<super::kerberos::KerberosCredential>,
     ) -> Result<Self, DirectoryError> {
         use super::sealed::{SealedBindError, bind_sealed};
         let server = endpoint.to_string();
         let service_host = transport.server_name.clone().unwrap_or_else(|| endpoint.host.clone());
         let tcp = tcp_connect(endpoint, transport.connect_timeout).await?;
-        let bind = bind_sealed(tcp, cred.to_bind_credential(), &service_host);
+        let bind = bind_sealed(tcp, cred.bind_credential().await?, &service_host);
         let plain = match tokio::time::timeout(transport.operation_timeout, bind).await {
             Err(_) => {
                 return Err(DirectoryError::OperationTimeout {
@@ -215,7 +215,8 @@ impl LdapSession {
             #[cfg(feature = "kerberos")]
             BindCredentials::Kerberos(cred) => {
                 let host = self.service_host.clone();
-                tokio::time::timeout(timeout, self.ldap.sasl_gssapi_cred_bind(cred.to_bind_credential(), &host)).await
+                let cred = cred.bind_credential().await?;
+                tokio::time::timeout(timeout, self.ldap.sasl_gssapi_cred_bind(cred, &host)).await
             }
         };
         match result {

@@ -382,19 +382,22 @@ impl PreparedConnection {
 /// Network, TLS and timeout failures (and a busy server) move on to the next server; refused
 /// credentials never do (each DC would count one more bad attempt).
 fn fails_over(e: &DirectoryError) -> bool {
+    // Tickets that could not be had from this DC (it is the KDC) are this DC's failure too.
+    let no_tickets = e.reason() == Reason::KerberosFailed;
     !crate::domain::credentials::is_refusal(e.reason())
-        && matches!(
-            e,
-            DirectoryError::ConnectLdap { .. }
-                | DirectoryError::ConnectTimeout { .. }
-                | DirectoryError::TlsHandshake { .. }
-                | DirectoryError::OperationTimeout { .. }
-                | DirectoryError::ConnectionLost { .. }
-                | DirectoryError::MalformedResponse { .. }
-                | DirectoryError::Operation { .. }
-                | DirectoryError::KerberosBind { .. }
-                | DirectoryError::Search { code: 51 | 52, .. }
-        )
+        && (no_tickets
+            || matches!(
+                e,
+                DirectoryError::ConnectLdap { .. }
+                    | DirectoryError::ConnectTimeout { .. }
+                    | DirectoryError::TlsHandshake { .. }
+                    | DirectoryError::OperationTimeout { .. }
+                    | DirectoryError::ConnectionLost { .. }
+                    | DirectoryError::MalformedResponse { .. }
+                    | DirectoryError::Operation { .. }
+                    | DirectoryError::KerberosBind { .. }
+                    | DirectoryError::Search { code: 51 | 52, .. }
+            ))
 }
 
 #[cfg(feature = "kerberos")]
@@ -412,12 +415,8 @@ async fn kerberos_credentials(
         connection.namespace,
         if connection.uid.is_empty() { &connection.name } else { &connection.uid }
     );
-    let cred = tokio::task::spawn_blocking(move || {
-        super::kerberos::KerberosCredential::acquire(keytab.expose(), principal.as_deref(), &cache)
-    })
-    .await
-    .map_err(|e| DirectoryError::KerberosBind { server: String::new(), detail: e.to_string() })?
-    .map_err(DirectoryError::from)?;
+    let cred = super::kerberos::KerberosCredential::from_keytab(keytab.expose(), principal.as_deref(), &cache)
+        .map_err(DirectoryError::from)?;
     Ok(BindCredentials::Kerberos(Arc::new(cred)))
 }
 
