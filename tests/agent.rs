@@ -489,3 +489,52 @@ async fn a_restarted_agent_serves_its_cache_at_once_and_keeps_its_schedule() {
     let row = rows(&api, "ldap").await.into_iter().find(|r| r.pod == "pod-a").expect("row");
     assert_eq!(row.last_attempt_time, attempted, "a restart must not resync a current cache");
 }
+
+#[tokio::test]
+async fn a_long_running_agent_gets_new_kerberos_tickets_from_its_keytab_when_they_expire() {
+    let client = client().await;
+    install_crds(&client).await;
+    let ns = namespace(&client, "agent-krb-renew").await;
+    secret(&client, &ns, "sync-keytab", &[("keytab", &read_file("LDAPSYNC_TEST_KEYTAB"))]).await;
+    gateway_pod(&client, &ns, "pod-a").await;
+    let dir = tempfile::tempdir().expect("store");
+    // Tickets of one minute (the client asks; Samba's KDC grants no more than asked): the second
+    // sync, 75 s later, needs tickets the first did not have.
+    let krb5 = dir.path().join("krb5.conf");
+    let realm = env("LDAPSYNC_TEST_AD_REALM");
+    std::fs::write(
+        &krb5,
+        format!(
+            "[libdefaults]\n  default_realm = {realm}\n  ticket_lifetime = 60s\n  dns_lookup_kdc = false\n  \
+             rdns = false\n  dns_canonicalize_hostname = false\n[realms]\n  {realm} = {{\n    kdc = {}:88\n  }}\n",
+            env("LDAPSYNC_TEST_AD_ADDR")
+        ),
+    )
+    .expect("krb5.conf");
+    let store = dir.path().join("store");
+    std::fs::create_dir_all(&store).expect("store folder");
+    let envs = [("KRB5_CONFIG", krb5.display().to_string())];
+    let _agent = LdapsyncProcess::agent_with(&ns, "pod-a", &store, &env("LDAPSYNC_TEST_AD_DNS"), &[], &envs);
+    let _controller = LdapsyncProcess::start(&ns, "agent-krb-renew", &[]);
+    let api: Api<LdapConnection> = Api::namespaced(client.clone(), &ns);
+    create(
+        &api,
+        "krb",
+        json!({
+            "domain": env("LDAPSYNC_TEST_AD_DOMAIN"),
+            "searchBase": env("LDAPSYNC_TEST_AD_BASE"),
+            "tls": {"mode": "None"},
+            "auth": {"kerberos": {"keytabSecretRef": {"name": "sync-keytab"}}}
+        }),
+    )
+    .await;
+    wait_rows(&api, "krb", &["pod-a"], "Synced", |r| r.phase == Some(NodePhase::Synced)).await;
+    tokio::time::sleep(Duration::from_secs(75)).await;
+    annotate(&api, "krb", "ldapsync.io/sync-requested-at", "2026-12-02T09:00:00Z").await;
+    let rows = wait_rows(&api, "krb", &["pod-a"], "a sync after the tickets expired", |r| {
+        r.last_handled_sync_request.as_deref() == Some("2026-12-02T09:00:00Z") && r.phase.is_some()
+    })
+    .await;
+    let row = &rows[0];
+    assert_eq!(row.phase, Some(NodePhase::Synced), "the second sync with expired tickets: {row:?}");
+}

@@ -99,6 +99,7 @@ fn good_snapshot() -> Vec<u8> {
         server: "s".into(),
         objects: vec![],
         unresolved_members: 0,
+        foreign_members: Vec::new(),
     };
     codec::encode(&snapshot).expect("encode").bytes
 }

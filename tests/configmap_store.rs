@@ -49,6 +49,7 @@ fn snapshot(connection: &ConnectionRef, n: u32, seed: u64) -> Snapshot {
         server: "ldap1".into(),
         objects,
         unresolved_members: 0,
+        foreign_members: Vec::new(),
     }
 }
 

@@ -285,6 +285,7 @@ fn empty_snapshot(connection: &ConnectionRef) -> Snapshot {
         server: "dc1".into(),
         objects: vec![],
         unresolved_members: 0,
+        foreign_members: Vec::new(),
     }
 }
 

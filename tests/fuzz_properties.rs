@@ -14,7 +14,7 @@ use ldapsync::domain::codec::{decode, encode};
 use ldapsync::domain::dn::{Dn, normalize};
 use ldapsync::domain::keytab::{keytab_principals, single_principal};
 use ldapsync::domain::schedule::{Cron, parse_schedule};
-use ldapsync::domain::snapshot::{ConnectionRef, DirObject, ObjectKind, Snapshot};
+use ldapsync::domain::snapshot::{ConnectionRef, DirObject, ForeignMember, ObjectKind, Snapshot};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use sha2::{Digest, Sha256};
@@ -305,6 +305,12 @@ fn snapshot() -> impl Strategy<Value = Snapshot> {
             search_base: "dc=example,dc=test".into(),
             taken_at,
             server,
+            foreign_members: objects
+                .iter()
+                .enumerate()
+                .filter(|(_, o)| o.kind == ObjectKind::Group)
+                .map(|(i, o)| ForeignMember { group: i as u32, dn: format!("CN=outside,{}", o.dn) })
+                .collect(),
             objects,
             unresolved_members,
         },

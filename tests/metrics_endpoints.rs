@@ -134,6 +134,7 @@ async fn every_metrics_endpoint_parses_and_names_its_series() {
         server: "dc1:389".into(),
         objects: vec![],
         unresolved_members: 0,
+        foreign_members: Vec::new(),
     };
     let encoded = codec::encode(&snapshot).expect("encode");
     std::fs::write(store.path().join("uid-corp.snap"), &encoded.bytes).expect("snapshot file");

@@ -388,6 +388,7 @@ async fn postfix_asks_the_agent_which_answers_from_its_cache_while_every_dc_is_d
         store.path(),
         &env("LDAPSYNC_TEST_AD_DNS"),
         &["--socketmap-listen", &socketmap_listen, "--recipient-delimiter", "+"],
+        &[],
     );
     // The only DC the connection knows is this forwarder: stopping it takes every DC away.
     let dc_port = free_port();

@@ -30,6 +30,7 @@ fn snapshot(tag: &str, n: u32) -> Snapshot {
             })
             .collect(),
         unresolved_members: 0,
+        foreign_members: Vec::new(),
     }
 }
 

@@ -221,6 +221,30 @@ async fn other_mail_enabled_classes_are_recipients_when_listed() {
 }
 
 #[tokio::test]
+async fn nested_groups_resolve_across_two_connections_of_one_domain() {
+    let case = Case::new();
+    let base = env("LDAPSYNC_TEST_AD_BASE");
+    // One connection reads only the groups, a sibling in the same store (one pod) only the staff.
+    for (name, ou) in [("corp-groups", "OU=Groups"), ("corp-staff", "OU=Staff")] {
+        let spec = ad_spec("").replace(&format!("searchBase: {base}"), &format!("searchBase: '{ou},{base}'"));
+        let m = case.manifest(name, &spec);
+        case.sync(&m, &ad_dns(), None).await.unwrap_or_else(|e| panic!("sync {name}: {e}"));
+    }
+    let domain = env("LDAPSYNC_TEST_AD_DOMAIN");
+    let found = std::process::Command::new(env!("CARGO_BIN_EXE_ldapsync"))
+        .args(["lookup", &format!("alice@{domain}"), "--store"])
+        .arg(case.store())
+        .output()
+        .expect("run lookup");
+    assert_eq!(found.status.code(), Some(0), "{}", String::from_utf8_lossy(&found.stderr));
+    let answer: serde_json::Value = serde_json::from_slice(&found.stdout).expect("json");
+    let groups: Vec<&str> =
+        answer["groups"].as_array().expect("groups").iter().filter_map(|g| g["name"].as_str()).collect();
+    // Sales and LoopA list alice; AllStaff and LoopB nest them: all in the other connection.
+    assert_eq!(groups, ["AllStaff", "LoopA", "LoopB", "Sales"], "{answer}");
+}
+
+#[tokio::test]
 async fn contacts_are_synced_when_enabled() {
     let case = Case::new();
     let m = case.manifest("corp-contacts", &ad_spec("  contacts: {enabled: true}\n"));

@@ -20,7 +20,9 @@ use sha2::{Digest, Sha256};
 use super::snapshot::Snapshot;
 
 pub const MAGIC: &[u8; 8] = b"LDSYNCSN";
-pub const VERSION: u16 = 1;
+pub const VERSION: u16 = 2;
+/// Version 1 had no `foreign_members`; it is still read.
+const VERSION_1: u16 = 1;
 const HEADER_LEN: usize = 60;
 /// Refuse to inflate beyond this: a corrupt length must not exhaust memory.
 const MAX_PAYLOAD: u64 = 4 << 30;
@@ -108,8 +110,14 @@ pub fn encode_and_hash(snapshot: &Snapshot) -> Result<(Encoded, String), CodecEr
 /// come from — leaving out when it was read and from which server. Two reads of an unchanged
 /// directory give the same value; it names a held snapshot for `ldapsync.io/approve-deletions`.
 pub fn content_hash(snapshot: &Snapshot) -> Result<String, CodecError> {
-    let content =
-        (&snapshot.connection, &snapshot.domain, &snapshot.search_base, &snapshot.objects, snapshot.unresolved_members);
+    let content = (
+        &snapshot.connection,
+        &snapshot.domain,
+        &snapshot.search_base,
+        &snapshot.objects,
+        snapshot.unresolved_members,
+        &snapshot.foreign_members,
+    );
     let mut writer = std::io::BufWriter::with_capacity(64 * 1024, HashWriter(Sha256::new()));
     postcard::to_io(&content, &mut writer).map_err(|e| CodecError::Encode(e.to_string()))?;
     let HashWriter(hasher) = writer.into_inner().map_err(|e| CodecError::Encode(e.error().to_string()))?;
@@ -154,7 +162,7 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot, CodecError> {
         return Err(CodecError::Truncated { have: bytes.len() as u64, want: HEADER_LEN as u64 });
     }
     let version = u16::from_be_bytes([bytes[8], bytes[9]]);
-    if version != VERSION {
+    if version != VERSION && version != VERSION_1 {
         return Err(CodecError::UnknownVersion { found: version });
     }
     let flags = u16::from_be_bytes([bytes[10], bytes[11]]);
@@ -189,7 +197,39 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot, CodecError> {
     if raw.len() as u64 != raw_len {
         return Err(CodecError::Corrupt(format!("payload is {} bytes, header says {raw_len}", raw.len())));
     }
-    postcard::from_bytes(&raw).map_err(|e| CodecError::Corrupt(e.to_string()))
+    let corrupt = |e: postcard::Error| CodecError::Corrupt(e.to_string());
+    if version == VERSION_1 {
+        return postcard::from_bytes::<SnapshotV1>(&raw).map(Snapshot::from).map_err(corrupt);
+    }
+    postcard::from_bytes(&raw).map_err(corrupt)
+}
+
+/// A version 1 payload: a [`Snapshot`] without `foreign_members`.
+#[derive(serde::Deserialize)]
+struct SnapshotV1 {
+    connection: super::snapshot::ConnectionRef,
+    domain: String,
+    search_base: String,
+    taken_at: i64,
+    server: String,
+    objects: Vec<super::snapshot::DirObject>,
+    unresolved_members: u64,
+}
+
+impl From<SnapshotV1> for Snapshot {
+    fn from(v1: SnapshotV1) -> Self {
+        let SnapshotV1 { connection, domain, search_base, taken_at, server, objects, unresolved_members } = v1;
+        Snapshot {
+            connection,
+            domain,
+            search_base,
+            taken_at,
+            server,
+            objects,
+            unresolved_members,
+            foreign_members: Vec::new(),
+        }
+    }
 }
 
 /// SHA-256 (hex) of encoded bytes, as [`Encoded::hash`].
@@ -228,6 +268,10 @@ mod tests {
                 })
                 .collect(),
             unresolved_members: 3,
+            foreign_members: vec![crate::domain::snapshot::ForeignMember {
+                group: 0,
+                dn: "CN=Elsewhere,DC=other".into(),
+            }],
         }
     }
 
@@ -261,7 +305,7 @@ mod tests {
         let mut wrong_magic = good.clone();
         wrong_magic[0] = b'X';
         let mut future = good.clone();
-        future[9] = 2;
+        future[9] = 3;
         let mut flipped = good.clone();
         let last = flipped.len() - 1;
         flipped[last] ^= 0x40;
@@ -269,7 +313,7 @@ mod tests {
             ("empty", vec![], "wrong magic"),
             ("json", b"{\"objects\":[]}".to_vec(), "wrong magic"),
             ("wrong magic", wrong_magic, "wrong magic"),
-            ("future version", future, "version 2 is not supported"),
+            ("future version", future, "version 3 is not supported"),
             ("header only", good[..40].to_vec(), "truncated"),
             ("cut payload", good[..good.len() - 5].to_vec(), "truncated"),
             ("flipped bit", flipped, "checksum mismatch"),
@@ -278,6 +322,23 @@ mod tests {
             let err = decode(&bytes).expect_err(name).to_string();
             assert!(err.contains(want), "{name}: {err}");
         }
+    }
+
+    #[test]
+    fn a_version_1_file_is_still_read() {
+        let mut s = sample(5);
+        s.foreign_members.clear();
+        let v1 = (&s.connection, &s.domain, &s.search_base, s.taken_at, &s.server, &s.objects, s.unresolved_members);
+        let raw = postcard::to_allocvec(&v1).expect("v1 payload");
+        let compressed = zstd::encode_all(raw.as_slice(), ZSTD_LEVEL).expect("compress");
+        let mut bytes = MAGIC.to_vec();
+        bytes.extend(VERSION_1.to_be_bytes());
+        bytes.extend(0u16.to_be_bytes());
+        bytes.extend((raw.len() as u64).to_be_bytes());
+        bytes.extend((compressed.len() as u64).to_be_bytes());
+        bytes.extend(Sha256::digest(&compressed));
+        bytes.extend(compressed);
+        assert_eq!(decode(&bytes).expect("a version 1 snapshot"), s);
     }
 
     #[test]

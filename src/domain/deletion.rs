@@ -128,6 +128,7 @@ mod tests {
                 })
                 .collect(),
             unresolved_members: 0,
+            foreign_members: Vec::new(),
         }
     }
 

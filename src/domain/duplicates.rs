@@ -138,6 +138,7 @@ mod tests {
             server: "dc1".into(),
             objects,
             unresolved_members: 0,
+            foreign_members: Vec::new(),
         }
     }
 

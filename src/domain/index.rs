@@ -74,6 +74,12 @@ pub struct Index {
     by_dn: FxHashMap<String, Ref>,
     /// Direct members of each group, per snapshot.
     members: Vec<FxHashMap<u32, Vec<u32>>>,
+    /// Memberships across snapshots of one domain: a group's members that another connection's
+    /// snapshot holds, and the other way round.
+    foreign_members: FxHashMap<Ref, Vec<Ref>>,
+    foreign_groups: FxHashMap<Ref, Vec<Ref>>,
+    /// DNs that more than one snapshot holds: the refs after the one in `by_dn`.
+    dn_elsewhere: FxHashMap<String, Vec<Ref>>,
     /// (lowercased key, ref, address) sorted by key: addresses and display names.
     completions: Vec<(Box<str>, Ref, Box<str>)>,
 }
@@ -122,12 +128,22 @@ impl Index {
                     index.completions.push((name.to_lowercase().into(), r, primary.as_str().into()));
                 }
                 if let Ok(key) = dn::normalize(&object.dn) {
-                    index.by_dn.insert(key, r);
+                    match index.by_dn.entry(key) {
+                        std::collections::hash_map::Entry::Vacant(slot) => {
+                            slot.insert(r);
+                        }
+                        // The same DN in another connection (another directory, or overlapping
+                        // bases): lookups by DN answer the first; member links look at all.
+                        std::collections::hash_map::Entry::Occupied(slot) => {
+                            index.dn_elsewhere.entry(slot.key().clone()).or_default().push(r);
+                        }
+                    }
                 }
             }
             index.members.push(members);
         }
         index.completions.sort_unstable_by(|a, b| (&a.0, &a.2).cmp(&(&b.0, &b.2)));
+        index.link_foreign_members(&snapshots);
         for (address, refs) in index.by_address.iter_mut().filter(|(_, refs)| refs.len() > 1) {
             refs.sort_by_cached_key(|r| {
                 let object = &snapshots[r.snapshot as usize].objects[r.object as usize];
@@ -138,6 +154,45 @@ impl Index {
             snapshots.iter().map(|s| format!("{}/{}", s.connection.namespace, s.connection.name)).collect();
         index.snapshots = snapshots;
         index
+    }
+
+    /// Resolves each snapshot's members outside it against the other snapshots of its domain (a
+    /// sibling connection of the same directory may hold them).
+    fn link_foreign_members(&mut self, snapshots: &[Arc<Snapshot>]) {
+        for (si, snapshot) in snapshots.iter().enumerate() {
+            for foreign in &snapshot.foreign_members {
+                let Ok(key) = dn::normalize(&foreign.dn) else { continue };
+                let candidates =
+                    self.by_dn.get(&key).into_iter().chain(self.dn_elsewhere.get(&key).into_iter().flatten());
+                let found = candidates.copied().find(|m| {
+                    m.snapshot as usize != si
+                        && snapshots[m.snapshot as usize].domain.eq_ignore_ascii_case(&snapshot.domain)
+                });
+                let Some(member) = found else { continue };
+                let group = Ref { snapshot: si as u32, object: foreign.group };
+                self.foreign_members.entry(group).or_default().push(member);
+                self.foreign_groups.entry(member).or_default().push(group);
+            }
+        }
+    }
+
+    /// Every group `start` belongs to, directly, through nested groups, as its primary group and
+    /// across sibling snapshots of its domain; cycles are safe. Sorted.
+    fn transitive_groups(&self, start: Ref) -> Vec<Ref> {
+        let mut seen: FxHashSet<Ref> = FxHashSet::default();
+        let mut stack = vec![start];
+        while let Some(r) = stack.pop() {
+            let local = self.object(r).member_of.iter().map(|g| Ref { snapshot: r.snapshot, object: *g });
+            let foreign = self.foreign_groups.get(&r).into_iter().flatten().copied();
+            for g in local.chain(foreign) {
+                if g != start && seen.insert(g) {
+                    stack.push(g);
+                }
+            }
+        }
+        let mut out: Vec<Ref> = seen.into_iter().collect();
+        out.sort_unstable();
+        out
     }
 
     /// The snapshots this index was built from.
@@ -176,12 +231,11 @@ impl Index {
         let refs = self.by_address.get(key.as_str())?;
         let first = *refs.first()?;
         let object = self.object(first);
-        let snapshot = &self.snapshots[first.snapshot as usize];
-        let groups = snapshot
-            .transitive_groups(first.object as usize)
+        let groups = self
+            .transitive_groups(first)
             .into_iter()
             .map(|g| {
-                let group = &snapshot.objects[g as usize];
+                let group = self.object(g);
                 GroupRef {
                     dn: &group.dn,
                     name: group.account_name.as_deref().or(group.display_name.as_deref()),
@@ -216,21 +270,23 @@ impl Index {
             }
             r
         };
-        let members = &self.members[group.snapshot as usize];
-        let mut out: Vec<u32> = Vec::new();
-        let mut seen = vec![false; self.snapshots[group.snapshot as usize].objects.len()];
-        let mut stack = vec![group.object];
-        seen[group.object as usize] = true;
+        let mut out: Vec<Ref> = Vec::new();
+        let mut seen: FxHashSet<Ref> = FxHashSet::from_iter([group]);
+        let mut stack = vec![group];
         while let Some(g) = stack.pop() {
-            for m in members.get(&g).map(Vec::as_slice).unwrap_or_default() {
-                if seen[*m as usize] {
+            let local = self.members[g.snapshot as usize]
+                .get(&g.object)
+                .into_iter()
+                .flatten()
+                .map(|m| Ref { snapshot: g.snapshot, object: *m });
+            let foreign = self.foreign_members.get(&g).into_iter().flatten().copied();
+            for m in local.chain(foreign) {
+                if !seen.insert(m) {
                     continue;
                 }
-                seen[*m as usize] = true;
-                out.push(*m);
-                let is_group = self.object(Ref { snapshot: group.snapshot, object: *m }).kind == ObjectKind::Group;
-                if transitive && is_group {
-                    stack.push(*m);
+                out.push(m);
+                if transitive && self.object(m).kind == ObjectKind::Group {
+                    stack.push(m);
                 }
             }
         }
@@ -238,7 +294,7 @@ impl Index {
         Some(
             out.into_iter()
                 .map(|m| {
-                    let o = self.object(Ref { snapshot: group.snapshot, object: m });
+                    let o = self.object(m);
                     MemberRef {
                         kind: o.kind.as_str(),
                         dn: o.dn.clone(),
@@ -376,6 +432,48 @@ pub(crate) mod tests {
         let x = index.lookup_address("x@corp.example.com").expect("found");
         assert_eq!((x.kind, x.connection), ("user", "mail/c"));
         assert_eq!(x.also_held_by, ["mail/b: CN=G,DC=b", "mail/a: CN=C,DC=a"]);
+    }
+
+    #[test]
+    fn nested_groups_resolve_across_connections_of_one_domain() {
+        use ObjectKind::*;
+        let groups = snapshot(
+            "groups",
+            vec![
+                (
+                    Group,
+                    entry(
+                        "CN=Sales,OU=Groups,DC=corp",
+                        &[("mail", &["sales@corp.example.com"]), ("member", &["CN=Alice,OU=Staff,DC=corp"])],
+                    ),
+                ),
+                (
+                    Group,
+                    entry(
+                        "CN=All,OU=Groups,DC=corp",
+                        &[("mail", &["all@corp.example.com"]), ("member", &["CN=Sales,OU=Groups,DC=corp"])],
+                    ),
+                ),
+            ],
+        );
+        assert_eq!(groups.foreign_members.len(), 1, "alice is outside the groups' connection");
+        let staff = snapshot(
+            "staff",
+            vec![(User, entry("CN=Alice,OU=Staff,DC=corp", &[("mail", &["alice@corp.example.com"])]))],
+        );
+        let mut elsewhere =
+            (*snapshot("lab", vec![(User, entry("CN=Alice,OU=Staff,DC=corp", &[("mail", &["a@lab.example"])]))]))
+                .clone();
+        elsewhere.domain = "lab.example".into();
+        let index = Index::build(vec![groups, staff, Arc::new(elsewhere)]);
+        let alice = index.lookup_address("alice@corp.example.com").expect("alice");
+        let names: Vec<&str> = alice.groups.iter().map(|g| g.dn).collect();
+        assert_eq!(names, ["CN=All,OU=Groups,DC=corp", "CN=Sales,OU=Groups,DC=corp"]);
+        let members = index.group_members("all@corp.example.com", true).expect("All");
+        let dns: Vec<&str> = members.iter().map(|m| m.dn.as_str()).collect();
+        assert_eq!(dns, ["CN=Sales,OU=Groups,DC=corp", "CN=Alice,OU=Staff,DC=corp"]);
+        // Another domain's object with the same DN is no member.
+        assert!(index.lookup_address("a@lab.example").expect("lab").groups.is_empty());
     }
 
     #[test]

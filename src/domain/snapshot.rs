@@ -73,6 +73,18 @@ pub struct Snapshot {
     pub objects: Vec<DirObject>,
     /// Group members that are not objects of this snapshot (outside the base, foreign principals).
     pub unresolved_members: u64,
+    /// Those members by DN, with their group: another connection of the same domain served
+    /// beside this one may hold them (the index links them).
+    pub foreign_members: Vec<ForeignMember>,
+}
+
+/// A group member that is not an object of its group's snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForeignMember {
+    /// The group, an index into [`Snapshot::objects`].
+    pub group: u32,
+    /// The member's DN as the group lists it.
+    pub dn: String,
 }
 
 /// Object counts of a snapshot.
@@ -428,10 +440,14 @@ impl SnapshotBuilder {
             groups_of[member as usize].push(group);
         }
         let mut key = String::new();
-        for (group, member) in &pending_members {
-            match dn::normalize_into(member, &mut key).ok().and_then(|()| by_dn.get(key.as_str()).copied()) {
-                Some(m) => groups_of[m as usize].push(*group),
-                None => unresolved += 1,
+        let mut foreign = Vec::new();
+        for (group, member) in pending_members {
+            match dn::normalize_into(&member, &mut key).ok().and_then(|()| by_dn.get(key.as_str()).copied()) {
+                Some(m) => groups_of[m as usize].push(group),
+                None => {
+                    unresolved += 1;
+                    foreign.push((group, member));
+                }
             }
         }
         // A primary group outside the sync (another base, a filtered group) is no member value
@@ -465,6 +481,9 @@ impl SnapshotBuilder {
             groups.dedup();
             object.member_of = groups;
         }
+        let mut foreign_members: Vec<ForeignMember> =
+            foreign.into_iter().map(|(group, dn)| ForeignMember { group: target[group as usize], dn }).collect();
+        foreign_members.sort_unstable_by(|a, b| (a.group, &a.dn).cmp(&(b.group, &b.dn)));
         for i in 0..objects.len() {
             while target[i] as usize != i {
                 let j = target[i] as usize;
@@ -480,6 +499,7 @@ impl SnapshotBuilder {
             server: server.to_owned(),
             objects,
             unresolved_members: unresolved,
+            foreign_members,
         }
     }
 }

@@ -218,6 +218,7 @@ mod tests {
             server: server.into(),
             objects: vec![],
             unresolved_members: 0,
+            foreign_members: Vec::new(),
         }
     }
 

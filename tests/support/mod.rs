@@ -226,17 +226,26 @@ impl LdapsyncProcess {
 
     /// Starts the agent of gateway pod `pod` with its cache in `store`, asking `dns` for DNS.
     pub fn agent(namespace: &str, pod: &str, store: &std::path::Path, dns: &str) -> Self {
-        Self::agent_with(namespace, pod, store, dns, &[])
+        Self::agent_with(namespace, pod, store, dns, &[], &[])
     }
 
-    /// [`Self::agent`] with `extra` flags (e.g. the socketmap server's).
-    pub fn agent_with(namespace: &str, pod: &str, store: &std::path::Path, dns: &str, extra: &[&str]) -> Self {
+    /// [`Self::agent`] with `extra` flags (e.g. the socketmap server's) and environment variables.
+    pub fn agent_with(
+        namespace: &str,
+        pod: &str,
+        store: &std::path::Path,
+        dns: &str,
+        extra: &[&str],
+        envs: &[(&str, String)],
+    ) -> Self {
         let port = free_port();
         let listen = format!("127.0.0.1:{port}");
         let store = store.display().to_string();
         let mut args = vec!["agent", "--namespace", namespace, "--pod", pod, "--store", &store, "--listen", &listen];
         args.extend(extra);
-        Self::spawn(&args, &format!("agent-{namespace}-{pod}"), port, pod, &[("LDAPSYNC_DNS_SERVER", dns.to_owned())])
+        let mut all = vec![("LDAPSYNC_DNS_SERVER", dns.to_owned())];
+        all.extend(envs.iter().cloned());
+        Self::spawn(&args, &format!("agent-{namespace}-{pod}"), port, pod, &all)
     }
 
     /// A GET on this process's HTTP port: the body when the answer is 2xx.
