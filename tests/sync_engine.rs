@@ -245,11 +245,45 @@ async fn nested_groups_resolve_across_two_connections_of_one_domain() {
 }
 
 #[tokio::test]
+async fn typed_values_idn_domains_and_shared_addresses_as_ad_holds_them() {
+    let case = Case::new();
+    let spec = ad_spec("  contacts: {enabled: true}\n  emailAttributes: [mail, proxyAddresses, otherMailbox]\n");
+    let m = case.manifest("addresses", &spec);
+    case.sync(&m, &ad_dns(), None).await.unwrap_or_else(|e| panic!("sync: {e}"));
+    let s = case.stored("addresses");
+    // otherMailbox carries its type, as targetAddress does: the address is what follows `SMTP:`.
+    assert_eq!(find(&s, "CN=Mail Router").1.addresses, ["router@relay.example"]);
+    // The directory holds the domain in Unicode; the cache in A-labels; either form is found.
+    assert_eq!(find(&s, "CN=Joerg Buecher").1.addresses, ["jörg@xn--bcher-kva.test"]);
+    let domain = env("LDAPSYNC_TEST_AD_DOMAIN");
+    let lookup = |address: &str| -> serde_json::Value {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ldapsync"))
+            .args(["lookup", address, "--store"])
+            .arg(case.store())
+            .output()
+            .expect("run lookup");
+        assert_eq!(out.status.code(), Some(0), "{address}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).expect("json")
+    };
+    for asked in ["jörg@bücher.test", "JÖRG@xn--bcher-kva.test"] {
+        assert_eq!(
+            lookup(asked)["dn"],
+            format!("CN=Joerg Buecher,OU=Staff,{}", env("LDAPSYNC_TEST_AD_BASE")),
+            "{asked}"
+        );
+    }
+    // helpdesk@ is the Helpdesk group's primary address and one of frank's aliases: the group answers.
+    let helpdesk = lookup(&format!("helpdesk@{domain}"));
+    assert_eq!(helpdesk["kind"], "group", "{helpdesk}");
+    assert!(helpdesk.to_string().contains("CN=Frank Helper"), "frank is listed as also holding it: {helpdesk}");
+}
+
+#[tokio::test]
 async fn contacts_are_synced_when_enabled() {
     let case = Case::new();
     let m = case.manifest("corp-contacts", &ad_spec("  contacts: {enabled: true}\n"));
     let report = case.sync(&m, &ad_dns(), None).await.unwrap_or_else(|e| panic!("sync: {e}"));
-    assert_eq!(report.contacts, 2);
+    assert_eq!(report.contacts, 3);
     let s = case.stored("corp-contacts");
     let (partner_i, partner) = find(&s, "CN=Ext Partner");
     assert_eq!(partner.kind, ObjectKind::Contact);

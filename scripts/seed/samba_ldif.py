@@ -73,6 +73,14 @@ user("svc-sync2", "svc-sync2", "Sync", "Service Two", password=service_password)
 user("svc-lockout", "svc-lockout", "Sync", "Lockout Test", password=service_password)
 contact("Ext Partner", mails=["partner@external.example"], proxies=["SMTP:partner@external.example"])
 contact("Vendor Contact", mails=["vendor@supplier.example"])
+# A contact whose only address is a typed value outside proxyAddresses (like Exchange's targetAddress,
+# which Samba's schema lacks: otherMailbox).
+entry(f"CN=Mail Router,{staff}", "objectClass: contact", "displayName: Mail Router",
+      "otherMailbox: SMTP:Router@Relay.Example")
+# An internationalised domain, written in Unicode in the directory (LDIF: base64 for non-ASCII).
+b64 = lambda text: base64.b64encode(text.encode()).decode()
+entry(f"CN=Joerg Buecher,{staff}", "objectClass: user", "sAMAccountName: joerg", "givenName: Joerg",
+      "sn: Buecher", "userAccountControl: 544", f"mail:: {b64('jörg@bücher.test')}")
 # A mail-enabled object of another class (remoteMailRecipient): cached only when a connection
 # lists the class in spec.mailObjectClasses. `top` allows proxyAddresses on every class.
 entry(f"CN=Front Desk,{staff}", "objectClass: remoteMailRecipient", "displayName: Front Desk",
