@@ -51,6 +51,7 @@ fn snapshot() -> Snapshot {
         server: "bench".into(),
         objects,
         unresolved_members: 0,
+        foreign_members: Vec::new(),
     }
 }
 
