@@ -114,8 +114,9 @@ pub(crate) async fn sync(
     write_row(ctx, conn, &row).await;
 }
 
-/// Whether the Secret still holds the credentials the directory refused. Unreadable credentials
-/// count as changed: the sync that follows says why, without a bind.
+/// Whether the Secret still holds the credentials the directory refused. While it cannot be read
+/// (API down, Secret deleted) the pod keeps waiting: a retry after that would bind with the
+/// refused credentials once more.
 async fn credentials_unchanged(
     ctx: &AgentContext,
     conn: &LdapConnection,
@@ -129,7 +130,10 @@ async fn credentials_unchanged(
             tracing::info!(connection = %conn_name(conn), "the credentials changed since the directory refused them: syncing");
             false
         }
-        Err(_) => false,
+        Err(e) => {
+            tracing::debug!(connection = %conn_name(conn), error = %e, "cannot read the credentials yet; still waiting for other ones");
+            true
+        }
     }
 }
 
