@@ -498,14 +498,15 @@ async fn a_long_running_agent_gets_new_kerberos_tickets_from_its_keytab_when_the
     secret(&client, &ns, "sync-keytab", &[("keytab", &read_file("LDAPSYNC_TEST_KEYTAB"))]).await;
     gateway_pod(&client, &ns, "pod-a").await;
     let dir = tempfile::tempdir().expect("store");
-    // Tickets of one minute (the client asks; Samba's KDC grants no more than asked): the second
-    // sync, 75 s later, needs tickets the first did not have.
+    // Six-minute tickets (the client asks; Samba's KDC grants no more; its own knob is in whole
+    // hours, and it refuses a TGT closer than its 5-minute skew to expiry, so shorter ones fail at
+    // once): the second sync, after they expired, needs tickets the first did not have.
     let krb5 = dir.path().join("krb5.conf");
     let realm = env("LDAPSYNC_TEST_AD_REALM");
     std::fs::write(
         &krb5,
         format!(
-            "[libdefaults]\n  default_realm = {realm}\n  ticket_lifetime = 60s\n  dns_lookup_kdc = false\n  \
+            "[libdefaults]\n  default_realm = {realm}\n  ticket_lifetime = 6m\n  clockskew = 5\n  dns_lookup_kdc = false\n  \
              rdns = false\n  dns_canonicalize_hostname = false\n[realms]\n  {realm} = {{\n    kdc = {}:88\n  }}\n",
             env("LDAPSYNC_TEST_AD_ADDR")
         ),
@@ -529,7 +530,7 @@ async fn a_long_running_agent_gets_new_kerberos_tickets_from_its_keytab_when_the
     )
     .await;
     wait_rows(&api, "krb", &["pod-a"], "Synced", |r| r.phase == Some(NodePhase::Synced)).await;
-    tokio::time::sleep(Duration::from_secs(75)).await;
+    tokio::time::sleep(Duration::from_secs(390)).await;
     annotate(&api, "krb", "ldapsync.io/sync-requested-at", "2026-12-02T09:00:00Z").await;
     let rows = wait_rows(&api, "krb", &["pod-a"], "a sync after the tickets expired", |r| {
         r.last_handled_sync_request.as_deref() == Some("2026-12-02T09:00:00Z") && r.phase.is_some()

@@ -336,7 +336,15 @@ fn snapshot_decoding() {
     // Corpus: the valid files decode, every damaged one is refused with its reason.
     for (name, bytes) in corpus_files("snapshot") {
         match (name.strip_prefix("valid-"), decode(&bytes)) {
-            (Some(_), Ok(snapshot)) => assert_eq!(encode(&snapshot).expect("encode").bytes, bytes, "{name}"),
+            (Some(_), Ok(snapshot)) => {
+                let again = encode(&snapshot).expect("encode").bytes;
+                if bytes[8..10] == ldapsync::domain::codec::VERSION.to_be_bytes() {
+                    assert_eq!(again, bytes, "{name}");
+                } else {
+                    // An older format: read, and written again in the current one.
+                    assert_eq!(decode(&again).expect("decode"), snapshot, "{name}");
+                }
+            }
             (Some(_), Err(e)) => panic!("{name}: {e}"),
             (None, Ok(_)) => panic!("{name} was accepted"),
             (None, Err(e)) => {

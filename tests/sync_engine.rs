@@ -477,7 +477,7 @@ async fn check_reports_server_capabilities_and_counts() {
     let m = case.manifest("check", &ad_spec("  contacts: {enabled: true}\n"));
     let report = cli::check(&m, Some(&case.secrets()), Some(&ad_dns())).await.unwrap_or_else(|e| panic!("check: {e}"));
     assert!(report.tls && report.paged_results && report.dirsync, "{report:?}");
-    assert_eq!(report.counts.get("contacts"), Some(&2));
+    assert_eq!(report.counts.get("contacts"), Some(&3), "Ext Partner, Vendor Contact, Mail Router");
     assert!(report.counts.get("users").is_some_and(|n| *n > 1520), "{report:?}");
     assert_eq!(report.root_dse.get("defaultNamingContext"), Some(&vec![env("LDAPSYNC_TEST_AD_BASE")]));
 }
