@@ -45,12 +45,6 @@ async fn wait_rows(
     })
 }
 
-async fn annotate(api: &Api<LdapConnection>, name: &str, key: &str, value: &str) {
-    api.patch(name, &PatchParams::default(), &Patch::Merge(json!({"metadata": {"annotations": {key: value}}})))
-        .await
-        .unwrap_or_else(|e| panic!("annotate {name}: {e}"));
-}
-
 /// Secrets for Samba (password, CA) and slapd, and three gateway pods with their agents.
 async fn gateway(ns: &str, pods: &[&str], dns: &str) -> (Vec<LdapsyncProcess>, tempfile::TempDir) {
     let client = client().await;

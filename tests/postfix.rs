@@ -14,10 +14,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use ldapsync::api::LdapConnection;
 use serde_json::json;
-use support::cluster::{create, gateway_pod, secret};
+use support::cluster::{annotate, create, gateway_pod, secret};
 use support::{
     Forwarder, LdapsyncProcess, client, env, eventually, free_port, http_get, install_crds, namespace, read_file,
 };
@@ -425,13 +425,7 @@ async fn postfix_asks_the_agent_which_answers_from_its_cache_while_every_dc_is_d
     // Every DC down and a sync requested: the sync fails, the cache stays and Postfix is still
     // answered from it (addresses this smtpd has not resolved before).
     dc.stop();
-    api.patch(
-        "corp",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"metadata": {"annotations": {"ldapsync.io/sync-requested-at": "2026-12-02T08:00:00Z"}}})),
-    )
-    .await
-    .expect("request a sync");
+    annotate(&api, "corp", "ldapsync.io/sync-requested-at", "2026-12-02T08:00:00Z").await;
     eventually(Duration::from_secs(60), "the agent to find every DC down", || async {
         agent.get("/v1/status").filter(|s| s.contains("\"stale\":true"))
     })

@@ -110,3 +110,10 @@ pub async fn events_for(client: &Client, ns: &str, name: &str) -> Vec<(String, S
         .map(|e| (e.reason.unwrap_or_default(), e.note.unwrap_or_default()))
         .collect()
 }
+
+/// Sets one annotation of a connection (a sync request, an approval).
+pub async fn annotate(api: &Api<LdapConnection>, name: &str, key: &str, value: &str) {
+    api.patch(name, &PatchParams::default(), &Patch::Merge(json!({"metadata": {"annotations": {key: value}}})))
+        .await
+        .unwrap_or_else(|e| panic!("annotate {name}: {e}"));
+}
