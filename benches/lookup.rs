@@ -29,6 +29,8 @@ fn snapshot() -> Snapshot {
             primary_address: Some(format!("g{g:05}@volume.example")),
             addresses: vec![format!("g{g:05}@volume.example")],
             member_of: if g % 10 == 1 { vec![g - 1] } else { vec![] },
+            sid: None,
+            primary_group_sid: None,
         })
         .collect();
     objects.extend((0..USERS).map(|i| DirObject {
@@ -42,6 +44,8 @@ fn snapshot() -> Snapshot {
         primary_address: Some(format!("u{i:07}@volume.example")),
         addresses: vec![format!("u{i:07}@volume.example")],
         member_of: vec![i / per_group],
+        sid: None,
+        primary_group_sid: None,
     }));
     Snapshot {
         connection: ConnectionRef { namespace: "bench".into(), name: "volume".into(), uid: "bench".into() },
@@ -52,6 +56,7 @@ fn snapshot() -> Snapshot {
         objects,
         unresolved_members: 0,
         foreign_members: Vec::new(),
+        sync_state: None,
     }
 }
 

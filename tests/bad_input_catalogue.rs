@@ -100,6 +100,7 @@ fn good_snapshot() -> Vec<u8> {
         objects: vec![],
         unresolved_members: 0,
         foreign_members: Vec::new(),
+        sync_state: None,
     };
     codec::encode(&snapshot).expect("encode").bytes
 }

@@ -38,6 +38,8 @@ fn snapshot(connection: &ConnectionRef, n: u32, seed: u64) -> Snapshot {
                 primary_address: Some(format!("u{i}@example.test")),
                 addresses: vec![format!("u{i}@example.test")],
                 member_of: vec![],
+                sid: None,
+                primary_group_sid: None,
             }
         })
         .collect();
@@ -50,6 +52,7 @@ fn snapshot(connection: &ConnectionRef, n: u32, seed: u64) -> Snapshot {
         objects,
         unresolved_members: 0,
         foreign_members: Vec::new(),
+        sync_state: None,
     }
 }
 

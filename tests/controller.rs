@@ -286,6 +286,7 @@ fn empty_snapshot(connection: &ConnectionRef) -> Snapshot {
         objects: vec![],
         unresolved_members: 0,
         foreign_members: Vec::new(),
+        sync_state: None,
     }
 }
 

@@ -285,6 +285,7 @@ fn dir_object() -> impl Strategy<Value = DirObject> {
     )
         .prop_map(|(kind, dn, id, account_name, display_name, disabled, addresses, member_of)| DirObject {
             kind,
+            sid: (kind == ObjectKind::Group).then(|| dn.as_bytes().to_vec()),
             dn,
             id,
             principal_name: account_name.as_ref().map(|a| format!("{a}@example.test")),
@@ -292,6 +293,7 @@ fn dir_object() -> impl Strategy<Value = DirObject> {
             display_name,
             disabled,
             primary_address: addresses.first().cloned(),
+            primary_group_sid: (kind == ObjectKind::User).then(|| member_of.len().to_le_bytes().to_vec()),
             addresses,
             member_of,
         })
@@ -313,6 +315,7 @@ fn snapshot() -> impl Strategy<Value = Snapshot> {
                 .collect(),
             objects,
             unresolved_members,
+            sync_state: None,
         },
     )
 }

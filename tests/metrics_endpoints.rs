@@ -135,6 +135,7 @@ async fn every_metrics_endpoint_parses_and_names_its_series() {
         objects: vec![],
         unresolved_members: 0,
         foreign_members: Vec::new(),
+        sync_state: None,
     };
     let encoded = codec::encode(&snapshot).expect("encode");
     std::fs::write(store.path().join("uid-corp.snap"), &encoded.bytes).expect("snapshot file");

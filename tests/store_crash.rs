@@ -27,10 +27,13 @@ fn snapshot(tag: &str, n: u32) -> Snapshot {
                 primary_address: Some(format!("u{i}@example.test")),
                 addresses: vec![format!("u{i}@example.test")],
                 member_of: vec![],
+                sid: None,
+                primary_group_sid: None,
             })
             .collect(),
         unresolved_members: 0,
         foreign_members: Vec::new(),
+        sync_state: None,
     }
 }
 

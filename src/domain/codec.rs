@@ -20,9 +20,11 @@ use sha2::{Digest, Sha256};
 use super::snapshot::Snapshot;
 
 pub const MAGIC: &[u8; 8] = b"LDSYNCSN";
-pub const VERSION: u16 = 2;
-/// Version 1 had no `foreign_members`; it is still read.
+pub const VERSION: u16 = 3;
+/// Version 1 had no `foreign_members`, version 2 no SIDs and no change-tracking state; both are
+/// still read (their content takes a full sync before deltas apply to it).
 const VERSION_1: u16 = 1;
+const VERSION_2: u16 = 2;
 const HEADER_LEN: usize = 60;
 /// Refuse to inflate beyond this: a corrupt length must not exhaust memory.
 const MAX_PAYLOAD: u64 = 4 << 30;
@@ -162,7 +164,7 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot, CodecError> {
         return Err(CodecError::Truncated { have: bytes.len() as u64, want: HEADER_LEN as u64 });
     }
     let version = u16::from_be_bytes([bytes[8], bytes[9]]);
-    if version != VERSION && version != VERSION_1 {
+    if ![VERSION, VERSION_2, VERSION_1].contains(&version) {
         return Err(CodecError::UnknownVersion { found: version });
     }
     let flags = u16::from_be_bytes([bytes[10], bytes[11]]);
@@ -198,13 +200,14 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot, CodecError> {
         return Err(CodecError::Corrupt(format!("payload is {} bytes, header says {raw_len}", raw.len())));
     }
     let corrupt = |e: postcard::Error| CodecError::Corrupt(e.to_string());
-    if version == VERSION_1 {
-        return postcard::from_bytes::<SnapshotV1>(&raw).map(Snapshot::from).map_err(corrupt);
+    match version {
+        VERSION_1 => postcard::from_bytes::<SnapshotV1>(&raw).map(Snapshot::from).map_err(corrupt),
+        VERSION_2 => postcard::from_bytes::<SnapshotV2>(&raw).map(Snapshot::from).map_err(corrupt),
+        _ => postcard::from_bytes(&raw).map_err(corrupt),
     }
-    postcard::from_bytes(&raw).map_err(corrupt)
 }
 
-/// A version 1 payload: a [`Snapshot`] without `foreign_members`.
+/// A version 1 payload: version 2 without `foreign_members`.
 #[derive(serde::Deserialize)]
 struct SnapshotV1 {
     connection: super::snapshot::ConnectionRef,
@@ -212,14 +215,73 @@ struct SnapshotV1 {
     search_base: String,
     taken_at: i64,
     server: String,
-    objects: Vec<super::snapshot::DirObject>,
+    objects: Vec<DirObjectV2>,
     unresolved_members: u64,
+}
+
+/// A version 2 payload: a [`Snapshot`] without SIDs and change-tracking state.
+#[derive(serde::Deserialize)]
+struct SnapshotV2 {
+    connection: super::snapshot::ConnectionRef,
+    domain: String,
+    search_base: String,
+    taken_at: i64,
+    server: String,
+    objects: Vec<DirObjectV2>,
+    unresolved_members: u64,
+    foreign_members: Vec<super::snapshot::ForeignMember>,
+}
+
+/// An object of versions 1 and 2: no SIDs.
+#[derive(serde::Deserialize)]
+struct DirObjectV2 {
+    kind: super::snapshot::ObjectKind,
+    dn: String,
+    id: String,
+    account_name: Option<String>,
+    principal_name: Option<String>,
+    display_name: Option<String>,
+    disabled: bool,
+    primary_address: Option<String>,
+    addresses: Vec<String>,
+    member_of: Vec<u32>,
+}
+
+impl From<DirObjectV2> for super::snapshot::DirObject {
+    fn from(v2: DirObjectV2) -> Self {
+        let DirObjectV2 {
+            kind,
+            dn,
+            id,
+            account_name,
+            principal_name,
+            display_name,
+            disabled,
+            primary_address,
+            addresses,
+            member_of,
+        } = v2;
+        Self {
+            kind,
+            dn,
+            id,
+            account_name,
+            principal_name,
+            display_name,
+            disabled,
+            primary_address,
+            addresses,
+            member_of,
+            sid: None,
+            primary_group_sid: None,
+        }
+    }
 }
 
 impl From<SnapshotV1> for Snapshot {
     fn from(v1: SnapshotV1) -> Self {
         let SnapshotV1 { connection, domain, search_base, taken_at, server, objects, unresolved_members } = v1;
-        Snapshot {
+        SnapshotV2 {
             connection,
             domain,
             search_base,
@@ -229,10 +291,36 @@ impl From<SnapshotV1> for Snapshot {
             unresolved_members,
             foreign_members: Vec::new(),
         }
+        .into()
     }
 }
 
-/// SHA-256 (hex) of encoded bytes, as [`Encoded::hash`].
+impl From<SnapshotV2> for Snapshot {
+    fn from(v2: SnapshotV2) -> Self {
+        let SnapshotV2 {
+            connection,
+            domain,
+            search_base,
+            taken_at,
+            server,
+            objects,
+            unresolved_members,
+            foreign_members,
+        } = v2;
+        Snapshot {
+            connection,
+            domain,
+            search_base,
+            taken_at,
+            server,
+            objects: objects.into_iter().map(Into::into).collect(),
+            unresolved_members,
+            foreign_members,
+            sync_state: None,
+        }
+    }
+}
+
 pub fn hash_of(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))
 }
@@ -265,6 +353,8 @@ mod tests {
                     primary_address: Some(format!("u{i}@corp.example.com")),
                     addresses: vec![format!("u{i}@corp.example.com")],
                     member_of: if i % 10 == 0 { vec![] } else { vec![i / 10 * 10] },
+                    sid: None,
+                    primary_group_sid: None,
                 })
                 .collect(),
             unresolved_members: 3,
@@ -272,6 +362,7 @@ mod tests {
                 group: 0,
                 dn: "CN=Elsewhere,DC=other".into(),
             }],
+            sync_state: None,
         }
     }
 
@@ -305,7 +396,7 @@ mod tests {
         let mut wrong_magic = good.clone();
         wrong_magic[0] = b'X';
         let mut future = good.clone();
-        future[9] = 3;
+        future[9] = 4;
         let mut flipped = good.clone();
         let last = flipped.len() - 1;
         flipped[last] ^= 0x40;
@@ -313,7 +404,7 @@ mod tests {
             ("empty", vec![], "wrong magic"),
             ("json", b"{\"objects\":[]}".to_vec(), "wrong magic"),
             ("wrong magic", wrong_magic, "wrong magic"),
-            ("future version", future, "version 3 is not supported"),
+            ("future version", future, "version 4 is not supported"),
             ("header only", good[..40].to_vec(), "truncated"),
             ("cut payload", good[..good.len() - 5].to_vec(), "truncated"),
             ("flipped bit", flipped, "checksum mismatch"),
@@ -324,21 +415,76 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_version_1_file_is_still_read() {
-        let mut s = sample(5);
-        s.foreign_members.clear();
-        let v1 = (&s.connection, &s.domain, &s.search_base, s.taken_at, &s.server, &s.objects, s.unresolved_members);
-        let raw = postcard::to_allocvec(&v1).expect("v1 payload");
-        let compressed = zstd::encode_all(raw.as_slice(), ZSTD_LEVEL).expect("compress");
+    /// A file of an older version around `raw`.
+    fn legacy_file(version: u16, raw: &[u8]) -> Vec<u8> {
+        let compressed = zstd::encode_all(raw, ZSTD_LEVEL).expect("compress");
         let mut bytes = MAGIC.to_vec();
-        bytes.extend(VERSION_1.to_be_bytes());
+        bytes.extend(version.to_be_bytes());
         bytes.extend(0u16.to_be_bytes());
         bytes.extend((raw.len() as u64).to_be_bytes());
         bytes.extend((compressed.len() as u64).to_be_bytes());
         bytes.extend(Sha256::digest(&compressed));
         bytes.extend(compressed);
-        assert_eq!(decode(&bytes).expect("a version 1 snapshot"), s);
+        bytes
+    }
+
+    #[test]
+    fn version_1_and_2_files_are_still_read() {
+        let mut s = sample(5);
+        let objects: Vec<_> = s
+            .objects
+            .iter()
+            .map(|o| {
+                let o = o.clone();
+                (
+                    o.kind,
+                    o.dn,
+                    o.id,
+                    o.account_name,
+                    o.principal_name,
+                    o.display_name,
+                    o.disabled,
+                    o.primary_address,
+                    o.addresses,
+                    o.member_of,
+                )
+            })
+            .collect();
+        let v2 = (
+            &s.connection,
+            &s.domain,
+            &s.search_base,
+            s.taken_at,
+            &s.server,
+            &objects,
+            s.unresolved_members,
+            &s.foreign_members,
+        );
+        let read = decode(&legacy_file(VERSION_2, &postcard::to_allocvec(&v2).expect("v2"))).expect("a version 2 file");
+        assert_eq!(read, s);
+        s.foreign_members.clear();
+        let v1 = (&s.connection, &s.domain, &s.search_base, s.taken_at, &s.server, &objects, s.unresolved_members);
+        let read = decode(&legacy_file(VERSION_1, &postcard::to_allocvec(&v1).expect("v1"))).expect("a version 1 file");
+        assert_eq!(read, s);
+    }
+
+    #[test]
+    fn change_tracking_state_is_stored_but_is_not_content() {
+        use crate::domain::incremental::{ChangeTracking, SyncState, Watermark};
+        let plain = sample(5);
+        let mut tracked = plain.clone();
+        tracked.sync_state = Some(SyncState {
+            tracking: ChangeTracking::UsnChanged,
+            server: "dc1:389".into(),
+            server_identity: "CN=NTDS Settings,CN=DC1".into(),
+            plan: "abc".into(),
+            watermark: Watermark::Usn(4711),
+            full_at: 1_790_000_000,
+        });
+        let encoded = encode(&tracked).expect("encode");
+        assert_eq!(decode(&encoded.bytes).expect("decode"), tracked);
+        assert_ne!(encoded.hash, encode(&plain).expect("encode").hash);
+        assert_eq!(content_hash(&tracked).expect("hash"), content_hash(&plain).expect("hash"));
     }
 
     #[test]

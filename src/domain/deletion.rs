@@ -125,10 +125,13 @@ mod tests {
                     primary_address: None,
                     addresses: vec![],
                     member_of: vec![],
+                    sid: None,
+                    primary_group_sid: None,
                 })
                 .collect(),
             unresolved_members: 0,
             foreign_members: Vec::new(),
+            sync_state: None,
         }
     }
 

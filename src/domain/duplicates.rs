@@ -126,6 +126,8 @@ mod tests {
             primary_address: addresses.first().map(|a| a.to_string()),
             addresses: addresses.iter().map(|a| a.to_string()).collect(),
             member_of: vec![],
+            sid: None,
+            primary_group_sid: None,
         }
     }
 
@@ -139,6 +141,7 @@ mod tests {
             objects,
             unresolved_members: 0,
             foreign_members: Vec::new(),
+            sync_state: None,
         }
     }
 

@@ -10,6 +10,7 @@ pub mod deletion;
 pub mod dn;
 pub mod duplicates;
 pub mod duration;
+pub mod incremental;
 pub mod index;
 pub mod keytab;
 pub mod krb5conf;

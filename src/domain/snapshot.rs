@@ -1,11 +1,12 @@
 //! The snapshot: every cached object of one connection, its addresses and group memberships,
 //! built from directory entries in a deterministic order.
 
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
 
 use super::address::AddressSet;
 use super::dn;
+use super::incremental::SyncState;
 
 /// What kind of directory object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -49,6 +50,10 @@ pub struct DirObject {
     pub addresses: Vec<String>,
     /// Direct groups, as indices into [`Snapshot::objects`], sorted.
     pub member_of: Vec<u32>,
+    /// AD objectSid of a group: what users' `primaryGroupID` points to.
+    pub sid: Option<Vec<u8>>,
+    /// AD: the SID of a user's primary group (a membership no `member` list shows).
+    pub primary_group_sid: Option<Vec<u8>>,
 }
 
 /// Which connection a snapshot belongs to.
@@ -76,6 +81,9 @@ pub struct Snapshot {
     /// Those members by DN, with their group: another connection of the same domain served
     /// beside this one may hold them (the index links them).
     pub foreign_members: Vec<ForeignMember>,
+    /// Where the directory's change tracking stood when this content was read: what the next
+    /// incremental sync asks from. Not content: left out of the content hash.
+    pub sync_state: Option<SyncState>,
 }
 
 /// A group member that is not an object of its group's snapshot.
@@ -277,10 +285,6 @@ pub struct SnapshotBuilder {
     /// Member DNs not read yet (nested groups read later, or objects outside the sync), by group;
     /// resolved in `finish`.
     pending_members: Vec<(u32, String)>,
-    /// (user, SID of its primary group), resolved in `finish` against `group_sids`.
-    primary_groups: Vec<(u32, Box<[u8]>)>,
-    /// Group objectSid -> index.
-    group_sids: FxHashMap<Box<[u8]>, u32>,
 }
 
 impl SnapshotBuilder {
@@ -292,8 +296,6 @@ impl SnapshotBuilder {
             by_dn: FxHashMap::default(),
             memberships: Vec::new(),
             pending_members: Vec::new(),
-            primary_groups: Vec::new(),
-            group_sids: FxHashMap::default(),
         }
     }
 
@@ -343,19 +345,14 @@ impl SnapshotBuilder {
                 .and_then(|a| entry.first(a))
                 .and_then(|v| v.trim().parse::<i64>().ok())
                 .is_some_and(|uac| uac & 2 != 0);
+        let (mut sid, mut primary_group_sid) = (None, None);
         if let Some(names) = &n.primary_group {
-            let sid = entry.bytes(&names.sid);
+            let own = entry.bytes(&names.sid);
             match kind {
-                ObjectKind::Group => {
-                    if let Some(sid) = sid {
-                        self.group_sids.insert(sid.into(), index);
-                    }
-                }
+                ObjectKind::Group => sid = own.map(<[u8]>::to_vec),
                 ObjectKind::User => {
                     let rid = entry.first(&names.group_id).and_then(|v| v.trim().parse::<u32>().ok());
-                    if let Some(group) = sid.zip(rid).and_then(|(sid, rid)| sid_with_rid(sid, rid)) {
-                        self.primary_groups.push((index, group.into_boxed_slice()));
-                    }
+                    primary_group_sid = own.zip(rid).and_then(|(own, rid)| sid_with_rid(own, rid));
                 }
                 ObjectKind::Contact | ObjectKind::Recipient => {}
             }
@@ -382,8 +379,18 @@ impl SnapshotBuilder {
             primary_address,
             addresses,
             member_of: Vec::new(),
+            sid,
+            primary_group_sid,
             dn: entry.dn,
         };
+        self.push(object);
+        if kind == ObjectKind::Group {
+            self.add_members(index, members);
+        }
+        Ok(pending)
+    }
+
+    fn push(&mut self, object: DirObject) {
         match self.chunks.last_mut() {
             Some(chunk) if chunk.len() < CHUNK => chunk.push(object),
             _ => {
@@ -393,10 +400,46 @@ impl SnapshotBuilder {
             }
         }
         self.count += 1;
-        if kind == ObjectKind::Group {
-            self.add_members(index, members);
+    }
+
+    /// Takes the objects of `old` that a delta leaves as they were: every object but those whose
+    /// id is in `reread` (changed or deleted), and but those whose DN an entry added before took.
+    /// Memberships that kept groups list come along (by DN where the member was read again);
+    /// members of groups read again come from their entries, primary groups from the SIDs. So
+    /// [`Self::finish`] derives exactly what a full read of the same directory state derives,
+    /// provided every group whose listed members changed was read again.
+    pub fn keep(&mut self, old: &Snapshot, reread: &FxHashSet<&str>) -> Result<(), SnapshotError> {
+        let mut now_at: Vec<Option<u32>> = vec![None; old.objects.len()];
+        for (at, object) in old.objects.iter().enumerate() {
+            if reread.contains(object.id.as_str()) {
+                continue;
+            }
+            let key = dn::normalize(&object.dn)
+                .map_err(|e| SnapshotError::BadDn { dn: object.dn.clone(), reason: e.to_string() })?;
+            let std::collections::hash_map::Entry::Vacant(slot) = self.by_dn.entry(key) else { continue };
+            let index = self.count as u32;
+            slot.insert(index);
+            now_at[at] = Some(index);
+            self.push(DirObject { member_of: Vec::new(), ..object.clone() });
         }
-        Ok(pending)
+        for (at, object) in old.objects.iter().enumerate() {
+            for &group in &object.member_of {
+                let Some(group_now) = now_at.get(group as usize).copied().flatten() else { continue };
+                if is_primary_group(object, &old.objects[group as usize]) {
+                    continue;
+                }
+                match now_at[at] {
+                    Some(member_now) => self.memberships.push((member_now, group_now)),
+                    None => self.pending_members.push((group_now, object.dn.clone())),
+                }
+            }
+        }
+        for foreign in &old.foreign_members {
+            if let Some(group_now) = now_at.get(foreign.group as usize).copied().flatten() {
+                self.pending_members.push((group_now, foreign.dn.clone()));
+            }
+        }
+        Ok(())
     }
 
     fn add_members(&mut self, group: u32, members: Vec<String>) {
@@ -432,7 +475,7 @@ impl SnapshotBuilder {
         server: &str,
         taken_at: i64,
     ) -> Snapshot {
-        let Self { chunks, count, by_dn, memberships, pending_members, primary_groups, group_sids, .. } = self;
+        let Self { chunks, count, by_dn, memberships, pending_members, .. } = self;
         // Direct groups of each object, by the order objects were read.
         let mut groups_of: Vec<Vec<u32>> = vec![Vec::new(); count];
         let mut unresolved = 0u64;
@@ -452,12 +495,18 @@ impl SnapshotBuilder {
         }
         // A primary group outside the sync (another base, a filtered group) is no member value
         // that went unresolved: it is simply not cached.
-        for (member, sid) in &primary_groups {
-            if let Some(group) = group_sids.get(sid) {
-                groups_of[*member as usize].push(*group);
+        let group_sids: FxHashMap<&[u8], u32> = chunks
+            .iter()
+            .flatten()
+            .enumerate()
+            .filter_map(|(at, o)| Some((o.sid.as_deref().filter(|_| o.kind == ObjectKind::Group)?, at as u32)))
+            .collect();
+        for (at, object) in chunks.iter().flatten().enumerate() {
+            if let Some(group) = object.primary_group_sid.as_deref().and_then(|sid| group_sids.get(sid)) {
+                groups_of[at].push(*group);
             }
         }
-        drop((primary_groups, group_sids));
+        drop(group_sids);
         let mut order: Vec<(String, u32)> = by_dn.into_iter().collect();
         order.sort_unstable();
         // target[old] = new position; then permute in place (no second copy of every object).
@@ -500,8 +549,14 @@ impl SnapshotBuilder {
             objects,
             unresolved_members: unresolved,
             foreign_members,
+            sync_state: None,
         }
     }
+}
+
+/// Whether `group` is `member`'s AD primary group (a membership derived from SIDs, not listed).
+fn is_primary_group(member: &DirObject, group: &DirObject) -> bool {
+    member.primary_group_sid.is_some() && member.primary_group_sid == group.sid
 }
 
 fn is_member_attribute(name: &str, attr: &str) -> bool {

@@ -219,6 +219,7 @@ mod tests {
             objects: vec![],
             unresolved_members: 0,
             foreign_members: Vec::new(),
+            sync_state: None,
         }
     }
 
