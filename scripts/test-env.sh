@@ -38,6 +38,8 @@ AD_BASE=DC=corp,DC=example,DC=test
 OL_BASE=dc=example,dc=test
 OL_ROOT_PW='slapd-Root-Pw1'
 VOLUME_BASE=dc=volume,dc=test
+DELTA_LOG_BASE=dc=log,dc=delta
+DELTA_PRESENT_BASE=dc=present,dc=delta
 VOLUME_USERS=${LDAPSYNC_TEST_VOLUME_USERS:-100000}
 NODE=${LDAPSYNC_TEST_NODE:-on}
 
@@ -217,7 +219,60 @@ EOF
   slapadd -q -f "$D/slapd.conf" -l "$STATE/slapd-seed.ldif" >/dev/null 2>&1 || die "slapadd into slapd-$n failed"
 }
 
-slapd_ip() { case $1 in 1) echo 127.0.0.2 ;; 2) echo 127.0.0.3 ;; 3) echo 127.0.0.6 ;; volume) echo 127.0.0.8 ;; volume-2) echo 127.0.0.9 ;; esac; }
+slapd_ip() { case $1 in 1) echo 127.0.0.2 ;; 2) echo 127.0.0.3 ;; 3) echo 127.0.0.6 ;; volume) echo 127.0.0.8 ;; volume-2) echo 127.0.0.9 ;; delta) echo 127.0.0.11 ;; esac; }
+
+# The incremental-sync tests change this one at will: two databases with syncprov, one with a
+# session log and referential integrity (deletions arrive as a delete phase, renames update the
+# groups), one with neither (a refresh from a cookie is a present phase, groups keep dangling DNs).
+slapd_delta_prepare() {
+  local D=$STATE/slapd-delta
+  mkdir -p "$D/log" "$D/present" "$D/run"
+  cat > "$D/slapd.conf" <<EOF
+include /etc/ldap/schema/core.schema
+include /etc/ldap/schema/cosine.schema
+include /etc/ldap/schema/nis.schema
+include /etc/ldap/schema/inetorgperson.schema
+include $here/seed/ad-like.schema
+pidfile $D/run/slapd.pid
+modulepath /usr/lib/ldap
+moduleload back_mdb
+moduleload syncprov
+moduleload refint
+TLSCACertificateFile $STATE/pki/ca.pem
+TLSCertificateFile $STATE/pki/server.pem
+TLSCertificateKeyFile $STATE/pki/server.key
+sizelimit unlimited
+database mdb
+maxsize 1073741824
+suffix "$DELTA_LOG_BASE"
+rootdn "cn=admin,$DELTA_LOG_BASE"
+rootpw $OL_ROOT_PW
+directory $D/log
+dbnosync
+index objectClass,entryCSN,entryUUID,member,uniqueMember eq
+overlay syncprov
+syncprov-sessionlog 1000
+overlay refint
+refint_attributes member uniqueMember
+database mdb
+maxsize 1073741824
+suffix "$DELTA_PRESENT_BASE"
+rootdn "cn=admin,$DELTA_PRESENT_BASE"
+rootpw $OL_ROOT_PW
+directory $D/present
+dbnosync
+index objectClass,entryCSN,entryUUID,member,uniqueMember eq
+overlay syncprov
+EOF
+  local base dc
+  for base in "$DELTA_LOG_BASE" "$DELTA_PRESENT_BASE"; do
+    dc=${base#dc=}; dc=${dc%%,*}
+    printf 'dn: %s\nobjectClass: dcObject\nobjectClass: organization\no: %s\ndc: %s\n\ndn: ou=in,%s\nobjectClass: organizationalUnit\nou: in\n\ndn: ou=out,%s\nobjectClass: organizationalUnit\nou: out\n' \
+      "$base" "$dc" "$dc" "$base" "$base" > "$D/seed.ldif"
+    slapadd -q -f "$D/slapd.conf" -b "$base" -l "$D/seed.ldif" >/dev/null 2>&1 || die "slapadd into slapd-delta ($base) failed"
+  done
+}
+
 
 # 100k users and 1k groups under dc=volume,dc=test on 127.0.0.8, for the volume test.
 slapd_volume_prepare() {
@@ -357,6 +412,8 @@ export LDAPSYNC_TEST_VOLUME_URL='ldap://127.0.0.8:389'
 export LDAPSYNC_TEST_VOLUME_BASE='$VOLUME_BASE'
 export LDAPSYNC_TEST_VOLUME_USERS='$VOLUME_USERS'
 export LDAPSYNC_TEST_VOLUME2_URL='ldap://127.0.0.9:389'
+export LDAPSYNC_TEST_DELTA_ADDR='127.0.0.11:389'
+export LDAPSYNC_TEST_DELTA_BASES='$DELTA_LOG_BASE;$DELTA_PRESENT_BASE'
 export LDAPSYNC_TEST_SRV_DOMAIN='example.test'
 EOF
   [ "$NODE" = on ] || return 0
@@ -375,7 +432,7 @@ EOF
 # ---------------------------------------------------------------- commands
 down() {
   node_stop
-  for p in dnsmasq slapd-1 slapd-2 slapd-3 slapd-volume slapd-volume-2 samba samba-sasl-tls samba-pods kcm apiserver etcd netns; do stop_pidfile "$STATE/$p.pid"; done
+  for p in dnsmasq slapd-1 slapd-2 slapd-3 slapd-volume slapd-volume-2 slapd-delta samba samba-sasl-tls samba-pods kcm apiserver etcd netns; do stop_pidfile "$STATE/$p.pid"; done
 }
 
 up() {
@@ -399,8 +456,8 @@ up() {
   kube_start &
   local kube_job=$!
   python3 "$here/seed/slapd_ldif.py" "$OL_BASE" > "$STATE/slapd-seed.ldif"
-  slapd_prepare 1; slapd_prepare 2; slapd_prepare 3; slapd_volume_prepare; slapd_volume2_prepare
-  slapd_start 1; slapd_start 2; slapd_start 3; slapd_start volume; slapd_start volume-2
+  slapd_prepare 1; slapd_prepare 2; slapd_prepare 3; slapd_volume_prepare; slapd_volume2_prepare; slapd_delta_prepare
+  slapd_start 1; slapd_start 2; slapd_start 3; slapd_start volume; slapd_start volume-2; slapd_start delta
   dnsmasq_start
   samba_provision
   samba_start

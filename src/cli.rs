@@ -9,12 +9,15 @@ use serde::Serialize;
 
 use crate::api::{LdapConnection, LdapConnectionSpec};
 use crate::directory::sync::SyncError;
+use crate::domain::codec::content_hash;
 use crate::domain::deletion::ObjectIds;
+use crate::domain::duplicates::find_duplicates;
+use crate::domain::incremental::FullReason;
 use crate::domain::reason::Reason;
 use crate::domain::snapshot::{ConnectionRef, Snapshot};
 use crate::store::local::{LocalStore, StoreError};
 use crate::sync::secrets::FileSource;
-use crate::sync::{PipelineError, SyncOutcome, SyncRequest};
+use crate::sync::{PipelineError, SyncOutcome, SyncRequest, Synced};
 pub use crate::system::unix_now;
 
 /// A failed CLI command, with a stable reason.
@@ -191,6 +194,15 @@ pub struct SyncReport {
     pub content_hash: String,
     pub snapshot_size: u64,
     pub path: PathBuf,
+    /// `Full` or `Incremental`.
+    pub mode: &'static str,
+    /// Entries the server sent.
+    pub entries_read: u64,
+    /// Objects an incremental sync changed, added or removed.
+    pub changes_applied: u64,
+    /// Why the sync read everything, when it could have been incremental.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub full_reason: Option<&'static str>,
 }
 
 /// One standalone sync into `store_dir`. The previous snapshot stays when anything fails, and when
@@ -205,23 +217,42 @@ pub async fn sync(
 ) -> Result<SyncReport, CliError> {
     let (connection, spec) = load_manifest(manifest)?;
     let store = LocalStore::open(store_dir)?;
-    // Only the previous snapshot's ids are kept while the new one is read. A damaged file is set
+    // The stored snapshot of this connection is what a delta applies to. A damaged file is set
     // aside by the load, and the sync starts from scratch.
-    let (previous, siblings): (Vec<_>, Vec<_>) =
+    let (mut previous, siblings): (Vec<_>, Vec<_>) =
         store.load_all()?.into_iter().partition(|s| s.snapshot.connection.uid == connection.uid);
+    let previous = previous.pop();
+    let served = previous.as_ref().map(|p| Arc::new(p.snapshot.clone()));
+    let siblings: Vec<Arc<Snapshot>> = siblings.into_iter().map(|s| Arc::new(s.snapshot)).collect();
     let request = SyncRequest {
         connection: connection.clone(),
         spec: &spec,
         dns_server,
-        previous: previous.first().map(|p| ObjectIds::of(&p.snapshot)),
+        previous: served.as_deref().map(ObjectIds::of),
         approval: approve,
-        siblings: siblings.into_iter().map(|s| Arc::new(s.snapshot)).collect(),
+        siblings: siblings.clone(),
         progress: Arc::default(),
+        served: served.clone(),
+        state: None,
     };
-    drop(previous);
     let synced = match crate::sync::run(request, &FileSource::new(secrets_dir), &store).await? {
         SyncOutcome::Synced(synced) => synced,
         SyncOutcome::Held { held, .. } => return Err(CliError::Held(held.to_string())),
+        SyncOutcome::Unchanged { snapshot, site, read, .. } => {
+            // Nothing changed: the stored snapshot is the result, as it is.
+            let (snapshot_hash, size) = previous.map_or((String::new(), 0), |p| (p.hash, p.size));
+            let duplicates = find_duplicates(siblings.iter().map(|s| s.as_ref()).chain([snapshot.as_ref()]));
+            Synced {
+                content_hash: content_hash(&snapshot).map_err(PipelineError::from)?,
+                snapshot,
+                snapshot_hash,
+                size,
+                deleted: 0,
+                duplicates,
+                site,
+                read,
+            }
+        }
     };
     let snapshot = &synced.snapshot;
     let counts = snapshot.counts();
@@ -243,6 +274,10 @@ pub async fn sync(
         content_hash: synced.content_hash,
         snapshot_size: synced.size,
         path: store.path_of(&connection.uid)?,
+        mode: synced.read.mode.as_str(),
+        entries_read: synced.read.entries_read,
+        changes_applied: synced.read.changes,
+        full_reason: synced.read.full_reason.map(FullReason::as_str),
     })
 }
 

@@ -16,6 +16,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::registry::Registry;
 
+use crate::domain::incremental::{ReadSummary, SyncMode};
 use crate::domain::reason::Reason;
 
 /// How a sync ended.
@@ -51,6 +52,17 @@ impl EncodeLabelValue for Reason {
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabel {
     reason: Reason,
+}
+
+impl EncodeLabelValue for SyncMode {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        std::fmt::Write::write_str(encoder, self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ModeLabel {
+    mode: SyncMode,
 }
 
 /// Per-connection values read at scrape time.
@@ -114,6 +126,9 @@ pub(crate) struct AgentMetrics {
     seconds: Counter<f64, AtomicU64>,
     running: Gauge,
     row_writes: Counter,
+    by_mode: Family<ModeLabel, Counter>,
+    entries_read: Family<ModeLabel, Counter>,
+    changes_applied: Counter,
     connections: ConnectionGauges,
 }
 
@@ -128,6 +143,25 @@ impl AgentMetrics {
         registry.register("ldapsync_agent_sync_seconds", "Time spent in syncs.", self.seconds.clone());
         registry.register("ldapsync_agent_syncs_running", "Syncs running now.", self.running.clone());
         registry.register("ldapsync_agent_row_writes", "Writes of this pod's status rows.", self.row_writes.clone());
+        for mode in [SyncMode::Full, SyncMode::Incremental] {
+            self.by_mode.get_or_create(&ModeLabel { mode }).get();
+            self.entries_read.get_or_create(&ModeLabel { mode }).get();
+        }
+        registry.register(
+            "ldapsync_agent_reads",
+            "Successful syncs by how they read the directory.",
+            self.by_mode.clone(),
+        );
+        registry.register(
+            "ldapsync_agent_entries_read",
+            "Entries directory servers sent to successful syncs, by mode.",
+            self.entries_read.clone(),
+        );
+        registry.register(
+            "ldapsync_agent_changes_applied",
+            "Objects incremental syncs changed, added or removed.",
+            self.changes_applied.clone(),
+        );
         registry.register_collector(Box::new(self.connections.clone()));
     }
 
@@ -142,6 +176,14 @@ impl AgentMetrics {
         if let Some(reason) = failure {
             self.failures.get_or_create(&ReasonLabel { reason }).inc();
         }
+    }
+
+    /// How a successful sync read the directory.
+    pub(crate) fn read(&self, read: &ReadSummary) {
+        let mode = ModeLabel { mode: read.mode };
+        self.by_mode.get_or_create(&mode).inc();
+        self.entries_read.get_or_create(&mode).inc_by(read.entries_read);
+        self.changes_applied.inc_by(read.changes);
     }
 
     pub(crate) fn row_written(&self) {
@@ -180,6 +222,8 @@ mod tests {
         metrics.finished(SyncResult::Failed, Some(Reason::AuthenticationFailed), std::time::Duration::from_millis(250));
         metrics.track("ns/corp", Arc::new(AtomicU64::new(42)));
         metrics.plan("ns/corp", Timestamp::from_second(1_800_000_000).ok());
+        let delta = ReadSummary { mode: SyncMode::Incremental, entries_read: 7, changes: 3, ..ReadSummary::default() };
+        metrics.read(&delta);
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
         for line in [
@@ -189,6 +233,10 @@ mod tests {
             "ldapsync_agent_syncs_running 0",
             "ldapsync_agent_sync_objects_read{connection=\"ns/corp\"} 42",
             "ldapsync_agent_next_sync_timestamp_seconds{connection=\"ns/corp\"} 1800000000",
+            "ldapsync_agent_reads_total{mode=\"Incremental\"} 1",
+            "ldapsync_agent_reads_total{mode=\"Full\"} 0",
+            "ldapsync_agent_entries_read_total{mode=\"Incremental\"} 7",
+            "ldapsync_agent_changes_applied_total 3",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing from\n{text}");
         }

@@ -13,6 +13,7 @@ use super::metrics::SyncResult;
 use crate::api::{APPROVE_DELETIONS_ANNOTATION, CacheStore, LdapConnection, NodeStatus, SYNC_REQUESTED_AT_ANNOTATION};
 use crate::domain::codec::Encoded;
 use crate::domain::deletion::ObjectIds;
+use crate::domain::incremental::SyncState;
 use crate::domain::reason::with_sources;
 use crate::domain::row::{Attempt, Outcome, WorkerMemory};
 use crate::domain::sync_plan::Trigger;
@@ -59,7 +60,7 @@ pub(crate) async fn sync(
     };
     let result = match applied {
         Ok(Some(synced)) => Ok(SyncOutcome::Synced(synced)),
-        Ok(None) => run_pipeline(ctx, conn, uid).await,
+        Ok(None) => run_pipeline(ctx, conn, uid, memory.sync_state.clone()).await,
         Err(e) => Err(e),
     };
     let took = clock.elapsed();
@@ -87,7 +88,17 @@ pub(crate) async fn sync(
                 content_hash: &synced.content_hash,
                 size: synced.size,
                 took,
+                read: &synced.read,
             };
+            ctx.metrics.read(&synced.read);
+            memory.record(&attempt, &outcome, Timestamp::now())
+        }
+        Ok(SyncOutcome::Unchanged { snapshot, site, read }) => {
+            ctx.lookup.set_stale(&conn_name(conn), false);
+            ctx.metrics.finished(SyncResult::Synced, None, took);
+            ctx.metrics.read(&read);
+            tracing::info!(connection = %conn_name(conn), entries_read = read.entries_read, "sync finished: nothing changed");
+            let outcome = Outcome::Unchanged { server: &snapshot.server, site: site.as_deref(), took, read: &read };
             memory.record(&attempt, &outcome, Timestamp::now())
         }
         Ok(SyncOutcome::Held { held, encoded }) => {
@@ -207,17 +218,25 @@ async fn apply_held(
     Ok(applied)
 }
 
-async fn run_pipeline(ctx: &AgentContext, conn: &LdapConnection, uid: &str) -> Result<SyncOutcome, PipelineError> {
+async fn run_pipeline(
+    ctx: &AgentContext,
+    conn: &LdapConnection,
+    uid: &str,
+    state: Option<SyncState>,
+) -> Result<SyncOutcome, PipelineError> {
     let progress = Arc::default();
     ctx.metrics.track(&conn_name(conn), Arc::clone(&progress));
+    let served = ctx.cached(uid);
     let request = SyncRequest {
         connection: connection_ref(conn),
         spec: &conn.spec,
         dns_server: ctx.dns_server.as_deref(),
-        previous: ctx.cached(uid).map(|s| ObjectIds::of(&s)),
+        previous: served.as_deref().map(ObjectIds::of),
         approval: annotation(conn, APPROVE_DELETIONS_ANNOTATION),
         siblings: ctx.siblings(uid),
         progress,
+        served,
+        state,
     };
     let store = ctx.store_of(conn.spec.cache.store);
     crate::sync::run(request, &KubeSource::new(ctx.client.clone(), &ctx.namespace), store.as_ref()).await

@@ -122,6 +122,11 @@ pub struct LdapConnectionSpec {
     #[serde(default)]
     pub cache: CacheSpec,
 
+    /// Syncs that read only what changed since the last one (AD `uSNChanged` and tombstones,
+    /// RFC 4533 syncrepl), push from the server, and how often a full read is the ground truth.
+    #[serde(default)]
+    pub incremental: IncrementalSpec,
+
     /// Suspend scheduled and requested syncs; the last cache keeps serving.
     #[serde(default)]
     pub suspend: bool,
@@ -343,6 +348,44 @@ impl Default for Timeouts {
     }
 }
 
+/// Incremental and push sync.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IncrementalSpec {
+    /// `Auto` (default): read only the changes where the server tracks them, everything
+    /// otherwise. `Full`: every sync reads everything.
+    #[serde(default)]
+    pub mode: IncrementalMode,
+    /// Keep a search open on the server that tracked the changes (AD change notification,
+    /// syncrepl refreshAndPersist) and sync as soon as it reports one, instead of waiting for
+    /// the schedule. One more connection per pod and directory.
+    #[serde(default)]
+    pub push: bool,
+    /// A full read at least this often, whatever the schedule (deletions an account may not
+    /// see, anything a delta could miss). `0s` never forces one.
+    #[serde(default = "default_full_sync_interval")]
+    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
+    pub full_sync_interval: String,
+}
+
+impl Default for IncrementalSpec {
+    fn default() -> Self {
+        Self { mode: IncrementalMode::default(), push: false, full_sync_interval: default_full_sync_interval() }
+    }
+}
+
+/// Whether syncs may be incremental.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum IncrementalMode {
+    #[default]
+    Auto,
+    Full,
+}
+
+fn default_full_sync_interval() -> String {
+    "24h".to_owned()
+}
+
 /// Limits on how much a single sync may remove from the cache.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -464,6 +507,12 @@ pub struct NodeStatus {
     /// from which server it was read: pods that read the same directory show the same value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content_hash: Option<String>,
+    /// How the last successful sync read the directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_sync: Option<SyncSummary>,
+    /// When the last full read finished (the content descends from it; deltas follow).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_full_sync_time: Option<Time>,
     /// Encoded size of the cached snapshot in bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot_size: Option<i64>,
@@ -527,6 +576,22 @@ pub struct DuplicateSummary {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 10))]
     pub examples: Vec<String>,
+}
+
+/// How one sync read the directory.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncSummary {
+    /// `Full` or `Incremental`.
+    pub mode: String,
+    /// Entries the server sent.
+    pub entries_read: i64,
+    /// Objects an incremental sync changed, added or removed.
+    pub changes_applied: i64,
+    /// Why a sync that could have been incremental read everything (`NoState`, `SpecChanged`,
+    /// `Periodic`, `ServerChanged`, `StateRefused`, `Unsupported`, `Configured`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full_reason: Option<String>,
 }
 
 /// A sync held by the deletion-safety guard.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ldap3::asn1::{PL, StructureTag, TagClass, parse_tag};
-use ldap3::controls::{Control, ControlType, PagedResults};
+use ldap3::controls::{Control, ControlType, PagedResults, RawControl};
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, ResultEntry, Scope};
 use rustls::ClientConfig;
 use tokio::net::TcpStream;
@@ -63,6 +63,42 @@ impl BindCredentials {
             Self::Kerberos(cred) => cred.principal(),
         }
     }
+}
+
+/// A search as [`LdapSession::search`] runs it.
+pub struct SearchRequest<'a> {
+    pub base: &'a str,
+    pub scope: Scope,
+    pub filter: &'a str,
+    pub attrs: &'a [&'a str],
+    pub controls: Vec<RawControl>,
+    /// Waits for entries without a silence timeout.
+    pub persistent: bool,
+}
+
+/// What a search delivers besides its final result.
+#[derive(Debug)]
+pub enum SearchItem {
+    /// An entry and the controls that came with it.
+    Entry(RawEntry, Vec<RawControl>),
+    /// An intermediate response: its name and value, when present.
+    Intermediate { name: Option<String>, value: Option<Vec<u8>> },
+}
+
+/// IntermediateResponse ::= [APPLICATION 25] SEQUENCE { responseName [0] OPTIONAL,
+/// responseValue [1] OPTIONAL } (RFC 4511 4.13); anything else reads as an empty one.
+fn intermediate(tag: StructureTag) -> SearchItem {
+    let (mut name, mut value) = (None, None);
+    if let PL::C(parts) = tag.payload {
+        for part in parts {
+            match (part.class, part.id, part.payload) {
+                (TagClass::Context, 0, PL::P(bytes)) => name = String::from_utf8(bytes).ok(),
+                (TagClass::Context, 1, PL::P(bytes)) => value = Some(bytes),
+                _ => {}
+            }
+        }
+    }
+    SearchItem::Intermediate { name, value }
 }
 
 /// An open, bound LDAP session.
@@ -255,66 +291,36 @@ impl LdapSession {
         filter: &str,
         attrs: &[&str],
         page_size: u32,
+        on_entry: impl FnMut(RawEntry),
+    ) -> Result<u64, DirectoryError> {
+        self.search_paged_with(base, filter, attrs, page_size, Vec::new(), on_entry).await
+    }
+
+    /// [`Self::search_paged`] with more request controls on every page.
+    pub async fn search_paged_with(
+        &mut self,
+        base: &str,
+        filter: &str,
+        attrs: &[&str],
+        page_size: u32,
+        extra: Vec<RawControl>,
         mut on_entry: impl FnMut(RawEntry),
     ) -> Result<u64, DirectoryError> {
-        let timeout = self.operation_timeout;
         let size = i32::try_from(page_size).unwrap_or(i32::MAX).max(1);
         let mut cookie = Vec::new();
         let mut count = 0u64;
         loop {
-            let control = PagedResults { size, cookie: std::mem::take(&mut cookie) };
-            let start = self.ldap.with_controls(control).streaming_search(base, Scope::Subtree, filter, attrs.to_vec());
-            let mut stream = match tokio::time::timeout(timeout, start).await {
-                Err(_) => return Err(self.timed_out("search")),
-                Ok(Err(e)) => return Err(self.search_error(base, e)),
-                Ok(Ok(stream)) => stream,
-            };
-            // A silent server is caught by a ticker rather than a timeout around every entry (a
-            // clock read and a timer registration per entry): three ticks of half the timeout
-            // without an entry mean between 1 and 1.5 timeouts of silence.
-            // (`interval` panics on a zero period; a timeout of a nanosecond must not reach it.)
-            let half = (timeout / 2).max(Duration::from_millis(1));
-            let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + half, half);
-            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut quiet_ticks = 0u8;
-            loop {
-                // The same `next` is polled again after a tick: it is never dropped half-way.
-                let item = {
-                    let next = stream.next();
-                    tokio::pin!(next);
-                    loop {
-                        tokio::select! {
-                            biased;
-                            item = &mut next => break Some(item),
-                            _ = ticker.tick() => {
-                                quiet_ticks += 1;
-                                if quiet_ticks >= 3 {
-                                    break None;
-                                }
-                            }
-                        }
-                    }
-                };
-                match item {
-                    None => {
-                        let handle = stream.ldap_handle();
-                        let id = handle.last_id();
-                        let _ = handle.abandon(id).await;
-                        return Err(self.timed_out("search"));
-                    }
-                    Some(Err(e)) => return Err(self.search_error(base, e)),
-                    Some(Ok(None)) => break,
-                    Some(Ok(Some(entry))) => {
-                        quiet_ticks = 0;
-                        if entry.is_ref() || entry.is_intermediate() {
-                            continue;
-                        }
+            let mut controls: Vec<RawControl> = vec![PagedResults { size, cookie: std::mem::take(&mut cookie) }.into()];
+            controls.extend(extra.iter().cloned());
+            let request = SearchRequest { base, scope: Scope::Subtree, filter, attrs, controls, persistent: false };
+            let done = self
+                .search(request, |item| {
+                    if let SearchItem::Entry(entry, _) = item {
                         count += 1;
-                        on_entry(self.raw_entry(entry)?);
+                        on_entry(entry);
                     }
-                }
-            }
-            let done = stream.finish().await;
+                })
+                .await?;
             if done.rc != 0 {
                 return Err(self.search_error(base, LdapError::LdapResult { result: done }));
             }
@@ -323,6 +329,78 @@ impl LdapSession {
                 return Ok(count);
             }
         }
+    }
+
+    /// One search with request controls: entries (with their controls) and intermediate
+    /// responses go to `on_item` as they arrive; returns the final result, whatever its code.
+    /// A search that is not `persistent` fails after the operation timeout of silence; a
+    /// persistent one (change notification, refreshAndPersist) waits as long as the server
+    /// keeps the connection.
+    pub async fn search(
+        &mut self,
+        request: SearchRequest<'_>,
+        mut on_item: impl FnMut(SearchItem),
+    ) -> Result<ldap3::LdapResult, DirectoryError> {
+        let timeout = self.operation_timeout;
+        let SearchRequest { base, scope, filter, attrs, controls, persistent } = request;
+        let start = self.ldap.with_controls(controls).streaming_search(base, scope, filter, attrs.to_vec());
+        let mut stream = match tokio::time::timeout(timeout, start).await {
+            Err(_) => return Err(self.timed_out("search")),
+            Ok(Err(e)) => return Err(self.search_error(base, e)),
+            Ok(Ok(stream)) => stream,
+        };
+        // A silent server is caught by a ticker rather than a timeout around every entry (a
+        // clock read and a timer registration per entry): three ticks of half the timeout
+        // without an entry mean between 1 and 1.5 timeouts of silence.
+        // (`interval` panics on a zero period; a timeout of a nanosecond must not reach it.)
+        let half = (timeout / 2).max(Duration::from_millis(1));
+        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + half, half);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut quiet_ticks = 0u8;
+        loop {
+            // The same `next` is polled again after a tick: it is never dropped half-way.
+            let item = {
+                let next = stream.next();
+                tokio::pin!(next);
+                loop {
+                    tokio::select! {
+                        biased;
+                        item = &mut next => break Some(item),
+                        _ = ticker.tick() => {
+                            quiet_ticks = quiet_ticks.saturating_add(1);
+                            if quiet_ticks >= 3 && !persistent {
+                                break None;
+                            }
+                        }
+                    }
+                }
+            };
+            match item {
+                None => {
+                    let handle = stream.ldap_handle();
+                    let id = handle.last_id();
+                    let _ = handle.abandon(id).await;
+                    return Err(self.timed_out("search"));
+                }
+                Some(Err(e)) => return Err(self.search_error(base, e)),
+                Some(Ok(None)) => break,
+                Some(Ok(Some(entry))) => {
+                    quiet_ticks = 0;
+                    if entry.is_ref() {
+                        continue;
+                    }
+                    if entry.is_intermediate() {
+                        on_item(intermediate(entry.0));
+                        continue;
+                    }
+                    let (tag, controls) = (entry.0, entry.1);
+                    let controls = controls.into_iter().map(|Control(_, raw)| raw).collect();
+                    let entry = decode_entry(tag).ok_or_else(|| self.malformed_entry())?;
+                    on_item(SearchItem::Entry(entry, controls));
+                }
+            }
+        }
+        Ok(stream.finish().await)
     }
 
     /// The cookie of the next page; empty when this was the last. No paged-results control in the
@@ -380,10 +458,14 @@ impl LdapSession {
     /// copying it (ldap3's `SearchEntry::construct` copies every value and panics on a malformed
     /// entry; a server's bytes must never panic the agent).
     fn raw_entry(&self, entry: ResultEntry) -> Result<RawEntry, DirectoryError> {
-        decode_entry(entry.0).ok_or_else(|| DirectoryError::MalformedResponse {
+        decode_entry(entry.0).ok_or_else(|| self.malformed_entry())
+    }
+
+    fn malformed_entry(&self) -> DirectoryError {
+        DirectoryError::MalformedResponse {
             server: self.server.clone(),
             detail: "a search result entry that is not a DN and a list of attributes".into(),
-        })
+        }
     }
 
     fn timed_out(&self, operation: &'static str) -> DirectoryError {

@@ -1,6 +1,7 @@
 //! Directory I/O: DNS discovery, LDAP connections, TLS and Kerberos.
 
 pub mod cldap;
+pub mod delta;
 pub mod dns;
 // The GSSAPI bindings: the only library code allowed `unsafe`.
 #[cfg(feature = "kerberos")]

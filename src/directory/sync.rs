@@ -13,7 +13,8 @@ use super::ldap::{BindCredentials, LdapSession, ServerEndpoint, TransportSetting
 use super::tls;
 use crate::api::{DirectoryType, LdapConnectionSpec, TlsMode};
 use crate::domain::duration::parse_duration;
-use crate::domain::profile::{FilterError, ReadPlan, read_plan};
+use crate::domain::incremental::{FullReason, SyncMode, SyncState};
+use crate::domain::profile::{FilterError, ObjectQuery, ReadPlan, read_plan};
 use crate::domain::snapshot::{ConnectionRef, Snapshot, SnapshotBuilder, SnapshotError};
 use crate::domain::srv::{SrvTarget, domain_srv_name, in_name_order, order_targets, parse_host_port, site_srv_name};
 use crate::secret::Secret;
@@ -28,8 +29,25 @@ pub struct DcList {
 /// A complete snapshot and how it was read.
 #[derive(Debug)]
 pub struct SnapshotRead {
-    pub snapshot: Snapshot,
+    /// `None` when a delta found nothing changed: the served snapshot stays as it is.
+    pub snapshot: Option<Snapshot>,
     pub site: Option<String>,
+    pub mode: SyncMode,
+    /// Why a sync that could have been incremental read everything.
+    pub full_reason: Option<FullReason>,
+    /// Entries the server sent.
+    pub entries_read: u64,
+    /// Objects a delta changed, added or removed.
+    pub changes: u64,
+    /// Where change tracking stands after this read; `None` when the server offers none.
+    pub state: Option<SyncState>,
+}
+
+/// The served content and its change-tracking state, for an incremental read.
+#[derive(Clone, Copy)]
+pub struct Previous<'a> {
+    pub snapshot: &'a Snapshot,
+    pub state: &'a SyncState,
 }
 
 /// Secret material a connection references, already read.
@@ -74,6 +92,8 @@ pub enum SyncError {
     Snapshot(#[from] SnapshotError),
     #[error("the sync did not finish within {after:?}")]
     SyncTimeout { after: Duration },
+    #[error("a delta found nothing changed, but no snapshot is served to keep")]
+    NoServedSnapshot,
 }
 
 impl SyncError {
@@ -98,6 +118,7 @@ impl SyncError {
             Self::Directory(e) => e.reason(),
             Self::Snapshot(_) => Reason::InvalidDirectoryData,
             Self::SyncTimeout { .. } => Reason::Timeout,
+            Self::NoServedSnapshot => Reason::InvalidDirectoryData,
         }
     }
 }
@@ -287,16 +308,35 @@ impl PreparedConnection {
         LdapSession::open(endpoint, &self.transport, &self.credentials).await
     }
 
-    /// A complete read, and the site whose DCs were asked first. Servers are tried in order; a server that fails mid-read is abandoned and
-    /// the read starts again on the next one, so a snapshot never mixes servers or misses pages.
+    /// A complete read, and the site whose DCs were asked first. Servers are tried in order; a
+    /// server that fails mid-read is abandoned and the read starts again on the next one, so a
+    /// snapshot never mixes servers or misses pages.
+    ///
+    /// With `previous`, the server that tracked its changes is asked first for only those; any
+    /// doubt (another server answers, the cookie is refused) reads everything. `track` takes
+    /// where change tracking stands before a full read, for the next sync to start from.
     pub async fn read_snapshot(
         &self,
         dns: &DnsResolver,
         pick: impl FnMut(u64) -> u64,
         now: impl Fn() -> i64,
+        previous: Option<Previous<'_>>,
+        track: bool,
     ) -> Result<SnapshotRead, SyncError> {
         let work = async {
-            let DcList { servers, site } = self.servers(dns, pick).await?;
+            let DcList { mut servers, site } = self.servers(dns, pick).await?;
+            let mut full_reason = None;
+            let mut delta_from = None;
+            if let Some(previous) = previous {
+                match servers.iter().position(|(host, port)| format!("{host}:{port}") == previous.state.server) {
+                    Some(at) => {
+                        let tracked = servers.remove(at);
+                        servers.insert(0, tracked);
+                        delta_from = Some(previous);
+                    }
+                    None => full_reason = Some(FullReason::ServerChanged),
+                }
+            }
             let mut remaining: &[(String, u16)] = &servers;
             let mut attempts = Vec::new();
             while !remaining.is_empty() {
@@ -308,23 +348,63 @@ impl PreparedConnection {
                     }
                     Err(e) => return Err(e),
                 };
+                let (host, port) = &remaining[used];
+                let server_key = format!("{host}:{port}");
                 let served_by = session.server().to_owned();
+                // Only the server that tracked the changes can say what changed since.
+                let tracked_here = match delta_from.take() {
+                    Some(previous) if used == 0 => Some(previous),
+                    Some(_) => {
+                        full_reason = Some(FullReason::ServerChanged);
+                        None
+                    }
+                    None => None,
+                };
                 remaining = &remaining[used + 1..];
-                match self.read_all(&mut session).await {
-                    Ok(builder) => {
+                let result = match tracked_here {
+                    Some(previous) => self.read_delta(&mut session, previous.snapshot, previous.state).await,
+                    None => Ok(Err(super::delta::NeedFull(full_reason.unwrap_or(FullReason::NoState)))),
+                };
+                let result = match result {
+                    Ok(Ok(delta)) => Ok(SnapshotRead {
+                        snapshot: delta.snapshot,
+                        site: site.clone(),
+                        mode: SyncMode::Incremental,
+                        full_reason: None,
+                        entries_read: delta.entries_read,
+                        changes: delta.changes,
+                        state: Some(delta.state),
+                    }),
+                    Ok(Err(super::delta::NeedFull(reason))) => {
+                        if previous.is_some() {
+                            full_reason = Some(reason);
+                        }
+                        self.read_full(&mut session, &server_key, track, &now).await.map(
+                            |(snapshot, entries_read, state)| SnapshotRead {
+                                snapshot: Some(snapshot),
+                                site: site.clone(),
+                                mode: SyncMode::Full,
+                                full_reason: full_reason
+                                    .or((track && state.is_none()).then_some(FullReason::Unsupported)),
+                                entries_read,
+                                changes: 0,
+                                state,
+                            },
+                        )
+                    }
+                    Err(e) => Err(e),
+                };
+                match result {
+                    Ok(read) => {
                         session.close().await;
-                        let snapshot = builder.finish(
-                            self.connection.clone(),
-                            &self.spec.domain,
-                            &self.spec.search_base,
-                            &served_by,
-                            now(),
-                        );
-                        return Ok(SnapshotRead { snapshot, site });
+                        return Ok(read);
                     }
                     Err(SyncError::Directory(e)) if fails_over(&e) => {
                         tracing::warn!(server = %served_by, reason = %e.reason(), error = %e, "read failed part-way, starting again on the next server");
                         attempts.push(Attempt::of(&e, e.reason()));
+                        if previous.is_some() {
+                            full_reason = Some(FullReason::ServerChanged);
+                        }
                     }
                     Err(e) => return Err(e),
                 }
@@ -337,13 +417,54 @@ impl PreparedConnection {
         }
     }
 
-    async fn read_all(&self, session: &mut LdapSession) -> Result<SnapshotBuilder, SyncError> {
+    /// Everything, on one session; with `track`, where change tracking stood before the read.
+    async fn read_full(
+        &self,
+        session: &mut LdapSession,
+        server_key: &str,
+        track: bool,
+        now: &impl Fn() -> i64,
+    ) -> Result<(Snapshot, u64, Option<SyncState>), SyncError> {
+        let point = if track {
+            match self.tracking_point(session).await {
+                Ok(point) => point,
+                // Change tracking refused (rights, limits) is no reason to fail a full read.
+                Err(SyncError::Directory(e @ DirectoryError::Search { .. })) => {
+                    tracing::info!(connection = %self.connection.name, error = %e, "no change tracking on this server: every sync reads everything");
+                    None
+                }
+                Err(e) => return Err(e),
+            }
+        } else {
+            None
+        };
         let mut builder = SnapshotBuilder::new(self.plan.names.clone());
+        let entries = self.read_into(session, &mut builder, &self.plan.queries).await?;
+        let taken_at = now();
+        let snapshot = builder.finish(
+            self.connection.clone(),
+            &self.spec.domain,
+            &self.spec.search_base,
+            session.server(),
+            taken_at,
+        );
+        let state = point.map(|p| self.state_at(server_key, p, taken_at));
+        Ok((snapshot, entries, state))
+    }
+
+    /// Runs `queries` into `builder`, following ranged member values. Returns the entries read.
+    pub(crate) async fn read_into(
+        &self,
+        session: &mut LdapSession,
+        builder: &mut SnapshotBuilder,
+        queries: &[ObjectQuery],
+    ) -> Result<u64, SyncError> {
         let mut pending_ranges = Vec::new();
-        for query in &self.plan.queries {
+        let mut entries = 0;
+        for query in queries {
             let attrs: Vec<&str> = query.attributes.iter().map(String::as_str).collect();
             let mut failure = None;
-            session
+            entries += session
                 .search_paged(&self.spec.search_base, &query.filter, &attrs, self.spec.page_size, |entry| {
                     if failure.is_some() {
                         return;
@@ -369,13 +490,14 @@ impl PreparedConnection {
                 let Some(entry) = session.read_entry(&pending.group_dn, &[attr.as_str()]).await? else {
                     break;
                 };
+                entries += 1;
                 match builder.add_range(&pending, entry) {
                     Some(next) => pending = next,
                     None => break,
                 }
             }
         }
-        Ok(builder)
+        Ok(entries)
     }
 }
 

@@ -1,5 +1,5 @@
 //! The few BER encodings ldapsync writes itself (RFC 4511 messages that ldap3 does not send for us:
-//! the sealed GSSAPI bind, the CLDAP netlogon ping).
+//! the sealed GSSAPI bind, the CLDAP netlogon ping, the values of content-synchronisation controls).
 
 /// One element: `tag`, a definite length (short form below 128 bytes, long form above), `content`.
 pub fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {

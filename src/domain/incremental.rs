@@ -58,7 +58,7 @@ pub struct SyncState {
 }
 
 /// How a sync read the directory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum SyncMode {
     Full,
     Incremental,
@@ -70,6 +70,25 @@ impl SyncMode {
             Self::Full => "Full",
             Self::Incremental => "Incremental",
         }
+    }
+}
+
+/// How a sync read the directory (the JSON summary, the row, the metrics).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadSummary {
+    pub mode: SyncMode,
+    pub full_reason: Option<FullReason>,
+    pub entries_read: u64,
+    /// Objects a delta changed, added or removed.
+    pub changes: u64,
+    /// Where change tracking stands now; `None` when the server offers none.
+    pub state: Option<SyncState>,
+}
+
+/// An approved held snapshot is applied without a read.
+impl Default for ReadSummary {
+    fn default() -> Self {
+        Self { mode: SyncMode::Full, full_reason: None, entries_read: 0, changes: 0, state: None }
     }
 }
 

@@ -25,4 +25,5 @@ pub mod snapshot;
 pub mod socketmap;
 pub mod srv;
 pub mod sync_plan;
+pub mod syncrepl;
 pub mod validation;

@@ -116,6 +116,33 @@ fn combine(field: &'static str, base: &str, extra: Option<&str>) -> Result<Strin
     Ok(format!("(&{base}{wrapped})"))
 }
 
+/// A value for an RFC 4515 filter: `*`, `(`, `)`, `\`, NUL and every byte outside printable
+/// ASCII as `\xx`, so that no value read or configured can change a filter's meaning.
+pub fn escape_filter_value(value: &[u8]) -> String {
+    let mut out = String::with_capacity(value.len());
+    for &b in value {
+        if b.is_ascii_graphic() && !matches!(b, b'*' | b'(' | b')' | b'\\') || b == b' ' {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("\\{b:02x}"));
+        }
+    }
+    out
+}
+
+/// `(|(attr=v1)(attr=v2)...)` over every attribute and value, escaped.
+pub fn any_of<'a>(attrs: &[&str], values: impl IntoIterator<Item = &'a [u8]>) -> String {
+    let mut out = String::from("(|");
+    for value in values {
+        let value = escape_filter_value(value);
+        for attr in attrs {
+            out.push_str(&format!("({attr}={value})"));
+        }
+    }
+    out.push(')');
+    out
+}
+
 /// Checks an RFC 4515 filter without sending it anywhere.
 pub fn validate_filter(filter: &str) -> Result<(), String> {
     let mut depth = 0i64;
@@ -153,6 +180,18 @@ mod tests {
 
     const AD: &str =
         "domain: corp.example.com\nsearchBase: DC=corp\nauth: {simple: {bindDN: x, passwordSecretRef: {name: p}}}\n";
+
+    #[test]
+    fn filter_values_are_escaped() {
+        assert_eq!(escape_filter_value(b"CN=a*b (x)\\y,DC=t"), r"CN=a\2ab \28x\29\5cy,DC=t");
+        assert_eq!(escape_filter_value(&[0x00, 0xff, b'a']), "\\00\\ffa");
+        let filter = any_of(&["member", "uniqueMember"], [&b"CN=a)(x=*"[..], b"CN=b"]);
+        assert_eq!(
+            filter,
+            "(|(member=CN=a\\29\\28x=\\2a)(uniqueMember=CN=a\\29\\28x=\\2a)(member=CN=b)(uniqueMember=CN=b))"
+        );
+        assert!(validate_filter(&filter).is_ok());
+    }
 
     #[test]
     fn excluding_disabled_accounts_is_asked_of_the_dc() {

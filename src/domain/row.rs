@@ -6,10 +6,11 @@ use std::time::Duration;
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use crate::api::{DuplicateSummary, HeldSync, NodePhase, NodeStatus, ObjectCounts};
+use crate::api::{DuplicateSummary, HeldSync, NodePhase, NodeStatus, ObjectCounts, SyncSummary};
 use crate::domain::credentials;
 use crate::domain::deletion::{DeletionHeld, approval_names};
 use crate::domain::duplicates::DuplicateReport;
+use crate::domain::incremental::{ReadSummary, SyncMode, SyncState};
 use crate::domain::reason::Reason;
 use crate::domain::schedule::Schedule;
 use crate::domain::snapshot::Counts;
@@ -38,7 +39,10 @@ pub enum Outcome<'a> {
         content_hash: &'a str,
         size: u64,
         took: Duration,
+        read: &'a ReadSummary,
     },
+    /// A delta found nothing changed: the row keeps what it shows of the content.
+    Unchanged { server: &'a str, site: Option<&'a str>, took: Duration, read: &'a ReadSummary },
     /// The guard held the new snapshot; `examples` name a few objects it would remove.
     Held { held: &'a DeletionHeld, examples: Vec<String> },
     /// An approval named content this pod does not hold (`held`, if any): nothing was applied.
@@ -68,6 +72,9 @@ pub struct WorkerMemory {
     pub refused_approval: Option<String>,
     /// The directory refused the credentials; no bind until they, the spec or a request change.
     pub credentials_refused: Option<CredentialsRefusal>,
+    /// Where change tracking stands for the served snapshot (ahead of the state stored with it
+    /// after deltas that changed nothing).
+    pub sync_state: Option<SyncState>,
 }
 
 /// A refusal of the credentials, and when the Secret was last looked at since.
@@ -175,7 +182,19 @@ impl WorkerMemory {
         };
         self.handled_request = row.last_handled_sync_request.clone();
         match outcome {
-            Outcome::Synced { server, site, objects, counts, duplicates, snapshot_hash, content_hash, size, took } => {
+            Outcome::Synced {
+                server,
+                site,
+                objects,
+                counts,
+                duplicates,
+                snapshot_hash,
+                content_hash,
+                size,
+                took,
+                read,
+            } => {
+                self.read(&mut row, read, finished);
                 row.phase = Some(NodePhase::Synced);
                 row.last_success_time = Some(Time(finished));
                 row.server = Some((*server).to_owned());
@@ -195,7 +214,28 @@ impl WorkerMemory {
                 row.snapshot_hash = Some((*snapshot_hash).to_owned());
                 row.content_hash = Some((*content_hash).to_owned());
                 row.snapshot_size = Some(*size as i64);
-                row.message = Some(format!("synced {objects} objects in {:.1} s", took.as_secs_f64()));
+                row.message = Some(match read.mode {
+                    SyncMode::Full => format!("synced {objects} objects in {:.1} s", took.as_secs_f64()),
+                    SyncMode::Incremental => format!(
+                        "applied {} changes ({} entries read); {objects} objects, in {:.1} s",
+                        read.changes,
+                        read.entries_read,
+                        took.as_secs_f64()
+                    ),
+                });
+                self.finished(attempt, finished);
+            }
+            Outcome::Unchanged { server, site, took, read } => {
+                self.read(&mut row, read, finished);
+                row.phase = Some(NodePhase::Synced);
+                row.last_success_time = Some(Time(finished));
+                row.server = Some((*server).to_owned());
+                row.site = site.map(str::to_owned);
+                row.message = Some(format!(
+                    "no changes since the last sync ({} entries read) in {:.1} s",
+                    read.entries_read,
+                    took.as_secs_f64()
+                ));
                 self.finished(attempt, finished);
             }
             Outcome::Held { held, examples } => {
@@ -253,6 +293,23 @@ impl WorkerMemory {
         if let Some(refusal) = &mut self.credentials_refused {
             refusal.checked = at;
         }
+    }
+
+    /// How the sync read the directory, into the row and the change-tracking state.
+    fn read(&mut self, row: &mut NodeStatus, read: &ReadSummary, finished: Timestamp) {
+        row.last_sync = Some(SyncSummary {
+            mode: read.mode.as_str().to_owned(),
+            entries_read: read.entries_read as i64,
+            changes_applied: read.changes as i64,
+            full_reason: read.full_reason.map(|r| r.as_str().to_owned()),
+        });
+        let full_at = read.state.as_ref().and_then(|s| Timestamp::from_second(s.full_at).ok());
+        match (read.mode, full_at) {
+            (_, Some(at)) => row.last_full_sync_time = Some(Time(at)),
+            (SyncMode::Full, None) => row.last_full_sync_time = Some(Time(finished)),
+            (SyncMode::Incremental, None) => {}
+        }
+        self.sync_state = read.state.clone();
     }
 
     fn finished(&mut self, attempt: &Attempt<'_>, at: Timestamp) {

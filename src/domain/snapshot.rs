@@ -308,6 +308,11 @@ impl SnapshotBuilder {
         self.count == 0
     }
 
+    /// The objects taken so far, in the order they were taken (without memberships yet).
+    pub fn objects(&self) -> impl Iterator<Item = &DirObject> {
+        self.chunks.iter().flatten()
+    }
+
     /// Takes one entry of `kind`. For a group whose member list was cut into ranges, returns what
     /// to ask for next. An entry seen twice (overlapping filters) is kept once.
     pub fn add(&mut self, kind: ObjectKind, mut entry: RawEntry) -> Result<Vec<PendingRange>, SnapshotError> {

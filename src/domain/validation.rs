@@ -211,6 +211,9 @@ fn validate_limits(spec: &LdapConnectionSpec) -> Result<(), Rejection> {
     if spec.page_size == 0 {
         return Err(reject(Reason::InvalidSpec, "spec.pageSize", "must be at least 1"));
     }
+    // Zero is allowed here: it turns the periodic full sync off.
+    parse_duration(&spec.incremental.full_sync_interval)
+        .map_err(|e| reject(Reason::InvalidSpec, "spec.incremental.fullSyncInterval", e.to_string()))?;
     Ok(())
 }
 

@@ -9,12 +9,15 @@ pub mod secrets;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
+use crate::api::IncrementalMode;
 use crate::api::LdapConnectionSpec;
 use crate::directory::dns::DnsResolver;
-use crate::directory::sync::{ConnectionSecrets, PreparedConnection, SnapshotRead, SyncError};
+use crate::directory::sync::{ConnectionSecrets, PreparedConnection, Previous, SnapshotRead, SyncError};
 use crate::domain::codec::{self, CodecError, Encoded};
 use crate::domain::deletion::{DeletionHeld, DeletionLimits, ObjectIds, check_deletions};
 use crate::domain::duplicates::{DuplicateReport, find_duplicates};
+use crate::domain::duration::parse_duration;
+use crate::domain::incremental::{FullReason, ReadSummary, SyncMode, SyncState, plan_fingerprint, plan_next};
 use crate::domain::reason::Reason;
 use crate::domain::snapshot::{ConnectionRef, Snapshot};
 use crate::store::{CacheError, SnapshotStore};
@@ -91,6 +94,11 @@ pub struct SyncRequest<'a> {
     pub siblings: Vec<Arc<Snapshot>>,
     /// Objects read so far, for progress metrics.
     pub progress: Arc<AtomicU64>,
+    /// The snapshot served now: a delta applies to it.
+    pub served: Option<Arc<Snapshot>>,
+    /// Where change tracking stands for `served`, when newer than the state stored with it (a
+    /// delta that changed nothing advances it without rewriting the snapshot).
+    pub state: Option<SyncState>,
 }
 
 /// A snapshot that was read, checked and stored.
@@ -107,11 +115,18 @@ pub struct Synced {
     pub duplicates: DuplicateReport,
     /// The AD site whose DCs were asked first (configured or discovered), if any.
     pub site: Option<String>,
+    pub read: ReadSummary,
 }
 
 #[derive(Debug)]
 pub enum SyncOutcome {
     Synced(Synced),
+    /// A delta found nothing changed: the served snapshot stays, stored as it is.
+    Unchanged {
+        snapshot: Arc<Snapshot>,
+        site: Option<String>,
+        read: ReadSummary,
+    },
     /// The guard held the new snapshot; nothing was stored. The encoded snapshot is what an
     /// approval of `held.content_hash` should apply.
     Held {
@@ -175,8 +190,38 @@ pub async fn run(
     let (mut prepared, credentials) = prepare_with_credentials(request.connection, request.spec, source).await?;
     prepared.progress = request.progress;
     let dns = resolver(&prepared, request.dns_server)?;
-    let SnapshotRead { snapshot, site } =
-        prepared.read_snapshot(&dns, random_pick, unix_now).await.map_err(|e| refused_or_failed(e, &credentials))?;
+    let incremental = &request.spec.incremental;
+    let configured_full = incremental.mode == IncrementalMode::Full;
+    // Validated with the spec; an unparsable value cannot reach here, and would mean "never".
+    let full_interval = parse_duration(&incremental.full_sync_interval).map_or(0, |d| d.as_secs() as i64);
+    let fingerprint = plan_fingerprint(&request.spec.search_base, &prepared.plan);
+    let served = request.served.as_deref();
+    let state = request.state.as_ref().or(served.and_then(|s| s.sync_state.as_ref()));
+    let (previous, planned_full) = match served {
+        None => (None, Some(FullReason::NoState)),
+        Some(snapshot) => match plan_next(state, &fingerprint, full_interval, configured_full, unix_now()) {
+            Ok(state) => (Some(Previous { snapshot, state }), None),
+            Err(reason) => (None, Some(reason)),
+        },
+    };
+    let read = prepared
+        .read_snapshot(&dns, random_pick, unix_now, previous, !configured_full)
+        .await
+        .map_err(|e| refused_or_failed(e, &credentials))?;
+    let SnapshotRead { snapshot, site, mode, full_reason, entries_read, changes, state } = read;
+    let full_reason = match mode {
+        SyncMode::Full => full_reason.or(planned_full),
+        SyncMode::Incremental => None,
+    };
+    let summary = ReadSummary { mode, full_reason, entries_read, changes, state: state.clone() };
+    let mut snapshot = match (snapshot, &request.served) {
+        (Some(snapshot), _) => snapshot,
+        (None, Some(served)) => {
+            return Ok(SyncOutcome::Unchanged { snapshot: Arc::clone(served), site, read: summary });
+        }
+        (None, None) => return Err(SyncError::NoServedSnapshot.into()),
+    };
+    snapshot.sync_state = state;
     let Encoding { snapshot, encoded, content_hash, duplicates } = encode(snapshot, request.siblings).await?;
     let limits = DeletionLimits {
         max_objects: u64::from(request.spec.deletion_safety.max_deleted_objects),
@@ -190,6 +235,7 @@ pub async fn run(
         store_step(&connection, Encoding { snapshot, encoded, content_hash, duplicates }, deleted, store).await?;
     if let SyncOutcome::Synced(synced) = &mut outcome {
         synced.site = site;
+        synced.read = summary;
     }
     Ok(outcome)
 }
@@ -210,7 +256,7 @@ pub async fn apply_approved(
     }
     match store_step(connection, encoding, deleted, store).await? {
         SyncOutcome::Synced(synced) => Ok(Some(synced)),
-        SyncOutcome::Held { .. } => Ok(None),
+        SyncOutcome::Held { .. } | SyncOutcome::Unchanged { .. } => Ok(None),
     }
 }
 
@@ -256,5 +302,6 @@ async fn store_step(
         deleted,
         duplicates,
         site: None,
+        read: ReadSummary::default(),
     }))
 }

@@ -25,7 +25,70 @@ fn synced(duplicates: &DuplicateReport) -> Outcome<'_> {
         content_hash: "content-hash",
         size: 4096,
         took: Duration::from_millis(1500),
+        read: &FULL_READ,
     }
+}
+
+static FULL_READ: ReadSummary =
+    ReadSummary { mode: SyncMode::Full, full_reason: None, entries_read: 12, changes: 0, state: None };
+
+#[test]
+fn a_delta_that_changed_nothing_keeps_what_the_row_shows_of_the_content() {
+    use crate::domain::incremental::{ChangeTracking, FullReason, Watermark};
+    let duplicates = DuplicateReport::default();
+    let mut memory = WorkerMemory::default();
+    let first = memory.record(&attempt("2026-01-01T00:00:00Z", None), &synced(&duplicates), ts("2026-01-01T00:00:02Z"));
+    assert_eq!(first.last_sync.as_ref().map(|s| s.mode.as_str()), Some("Full"));
+    assert_eq!(first.last_full_sync_time, Some(Time(ts("2026-01-01T00:00:02Z"))));
+    let state = SyncState {
+        tracking: ChangeTracking::Syncrepl,
+        server: "ldap1:389".into(),
+        server_identity: String::new(),
+        plan: "p".into(),
+        watermark: Watermark::Cookie(b"c".to_vec()),
+        full_at: ts("2026-01-01T00:00:02Z").as_second(),
+    };
+    let read = ReadSummary {
+        mode: SyncMode::Incremental,
+        full_reason: None,
+        entries_read: 1,
+        changes: 0,
+        state: Some(state.clone()),
+    };
+    let unchanged =
+        Outcome::Unchanged { server: "ldap1:389", site: None, took: Duration::from_millis(20), read: &read };
+    let row = memory.record(&attempt("2026-01-01T00:05:00Z", None), &unchanged, ts("2026-01-01T00:05:01Z"));
+    assert_eq!(row.phase, Some(NodePhase::Synced));
+    assert_eq!(row.content_hash.as_deref(), Some("content-hash"), "the content is what it was");
+    assert_eq!(row.counts, first.counts);
+    assert_eq!(row.last_success_time, Some(Time(ts("2026-01-01T00:05:01Z"))));
+    assert_eq!(row.last_full_sync_time, first.last_full_sync_time, "the content still descends from that full read");
+    let summary = row.last_sync.expect("summary");
+    assert_eq!((summary.mode.as_str(), summary.entries_read, summary.changes_applied), ("Incremental", 1, 0));
+    assert_eq!(memory.sync_state, Some(state));
+    assert!(row.message.as_deref().is_some_and(|m| m.contains("no changes")), "{:?}", row.message);
+    let periodic = ReadSummary { full_reason: Some(FullReason::Periodic), ..FULL_READ.clone() };
+    let duplicates = DuplicateReport::default();
+    let Outcome::Synced { server, site, objects, counts, duplicates, snapshot_hash, content_hash, size, took, .. } =
+        synced(&duplicates)
+    else {
+        unreachable!()
+    };
+    let full = Outcome::Synced {
+        server,
+        site,
+        objects,
+        counts,
+        duplicates,
+        snapshot_hash,
+        content_hash,
+        size,
+        took,
+        read: &periodic,
+    };
+    let row = memory.record(&attempt("2026-01-02T00:05:00Z", None), &full, ts("2026-01-02T00:06:00Z"));
+    assert_eq!(row.last_sync.and_then(|s| s.full_reason).as_deref(), Some("Periodic"));
+    assert_eq!(memory.sync_state, None, "a read without tracking leaves no state to continue from");
 }
 
 fn held() -> DeletionHeld {

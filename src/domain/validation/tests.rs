@@ -121,6 +121,7 @@ fn invalid_specs_get_a_reason_and_the_field() {
         (json!({"servers": {"srv": {}, "static": ["dc1"]}}), "InvalidSpec", "spec.servers"),
         (json!({"timeouts": {"connect": "0s"}}), "InvalidSpec", "spec.timeouts.connect"),
         (json!({"timeouts": {"sync": "forever"}}), "InvalidSpec", "spec.timeouts.sync"),
+        (json!({"incremental": {"fullSyncInterval": "daily"}}), "InvalidSpec", "spec.incremental.fullSyncInterval"),
         (json!({"emailAttributes": ["mail", "proxy addresses"]}), "InvalidSpec", "spec.emailAttributes[1]"),
         (json!({"mailObjectClasses": ["publicFolder", "(objectClass=*)"]}), "InvalidSpec", "spec.mailObjectClasses[1]"),
         (json!({"filters": {"groups": "(cn=a"}}), "InvalidFilter", "spec.filters.groups"),
