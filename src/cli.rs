@@ -12,7 +12,7 @@ use crate::directory::sync::SyncError;
 use crate::domain::codec::content_hash;
 use crate::domain::deletion::ObjectIds;
 use crate::domain::duplicates::find_duplicates;
-use crate::domain::incremental::FullReason;
+use crate::domain::incremental::{DeletionSource, FullReason};
 use crate::domain::reason::Reason;
 use crate::domain::snapshot::{ConnectionRef, Snapshot};
 use crate::store::local::{LocalStore, StoreError};
@@ -203,6 +203,9 @@ pub struct SyncReport {
     /// Why the sync read everything, when it could have been incremental.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub full_reason: Option<&'static str>,
+    /// How an incremental sync learnt of deletions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deletions: Option<&'static str>,
 }
 
 /// One standalone sync into `store_dir`. The previous snapshot stays when anything fails, and when
@@ -278,6 +281,7 @@ pub async fn sync(
         entries_read: synced.read.entries_read,
         changes_applied: synced.read.changes,
         full_reason: synced.read.full_reason.map(FullReason::as_str),
+        deletions: synced.read.deletions.map(DeletionSource::as_str),
     })
 }
 

@@ -592,6 +592,10 @@ pub struct SyncSummary {
     /// `Periodic`, `ServerChanged`, `StateRefused`, `Unsupported`, `Configured`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub full_reason: Option<String>,
+    /// How an incremental sync learnt of deletions: `Tombstones`, `IdListing` (the account may
+    /// not read AD's tombstones) or `SyncRefresh`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletions: Option<String>,
 }
 
 /// A sync held by the deletion-safety guard.

@@ -13,7 +13,8 @@ use super::sync::{PreparedConnection, SyncError};
 use crate::api::DirectoryType;
 use crate::domain::dn::Dn;
 use crate::domain::incremental::{
-    ChangeSet, ChangeTracking, FullReason, ReadAgain, SyncState, Watermark, cascade, guid_bytes, plan_fingerprint,
+    ChangeSet, ChangeTracking, DeletionSource, FullReason, ReadAgain, SyncState, Watermark, cascade, guid_bytes,
+    plan_fingerprint,
 };
 use crate::domain::profile::{ObjectQuery, any_of};
 use crate::domain::snapshot::{ObjectKind, Snapshot, SnapshotBuilder, format_guid};
@@ -40,6 +41,8 @@ pub struct DeltaRead {
     pub state: SyncState,
     pub entries_read: u64,
     pub changes: u64,
+    /// How deletions were found (`None` when a probe showed nothing changed).
+    pub deletions: Option<DeletionSource>,
 }
 
 /// Why a delta could not be read from this server although it answers: read everything.
@@ -145,9 +148,10 @@ impl PreparedConnection {
                 state: next_state,
                 entries_read: changes.entries_read,
                 changes: 0,
+                deletions: changes.deletions,
             }));
         }
-        let ChangeSet { changed, deleted, mut entries_read } = changes;
+        let ChangeSet { changed, deleted, mut entries_read, deletions } = changes;
         let mut builder = SnapshotBuilder::new(self.plan.names.clone());
         entries_read += self.read_again(session, &mut builder, &changed).await?;
         let found: FxHashSet<String> = builder.objects().map(|o| o.id.clone()).collect();
@@ -177,7 +181,7 @@ impl PreparedConnection {
             crate::system::unix_now(),
         );
         let changes = (changed.len() + deleted.len()) as u64;
-        Ok(Ok(DeltaRead { snapshot: Some(snapshot), state: next_state, entries_read, changes }))
+        Ok(Ok(DeltaRead { snapshot: Some(snapshot), state: next_state, entries_read, changes, deletions }))
     }
 
     /// Objects with a `uSNChanged` past `since` anywhere in the naming context (an object moved
@@ -209,24 +213,39 @@ impl PreparedConnection {
                 }
             })
             .await?;
-        let tombstones = format!("(&(isDeleted=TRUE)(uSNChanged>={}))", since.saturating_add(1));
         let show_deleted = RawControl { ctype: SHOW_DELETED_OID.into(), crit: true, val: None };
         let mut deleted = Vec::new();
-        let read = session
-            .search_paged_with(naming_context, &tombstones, &attrs, self.spec.page_size, vec![show_deleted], |entry| {
-                if let Some(id) = object_id(&entry, &id_attr).filter(|id| held.contains(id.as_str())) {
-                    deleted.push(id);
-                }
-            })
-            .await;
-        match read {
-            Ok(n) => changes.entries_read += n,
-            // An account that may not see tombstones still sees moves and changes; deletions
-            // then wait for the periodic full sync.
-            Err(DirectoryError::Search { code, detail, .. }) => {
-                tracing::debug!(connection = %self.connection.name, code, detail, "no tombstones for this account")
+        if self.tombstones_visible(session, naming_context, &show_deleted).await? {
+            changes.deletions = Some(DeletionSource::Tombstones);
+            let tombstones = format!("(&(isDeleted=TRUE)(uSNChanged>={}))", since.saturating_add(1));
+            changes.entries_read += session
+                .search_paged_with(
+                    naming_context,
+                    &tombstones,
+                    &attrs,
+                    self.spec.page_size,
+                    vec![show_deleted],
+                    |entry| {
+                        if let Some(id) = object_id(&entry, &id_attr).filter(|id| held.contains(id.as_str())) {
+                            deleted.push(id);
+                        }
+                    },
+                )
+                .await?;
+        } else {
+            // An account that may not read tombstones (AD's default for all but administrators)
+            // learns of deletions by comparing the ids of the read with the cached ones: one
+            // small entry per object, no attributes.
+            changes.deletions = Some(DeletionSource::IdListing);
+            let mut present: FxHashSet<String> = FxHashSet::default();
+            for query in &self.plan.queries {
+                changes.entries_read += session
+                    .search_paged(&self.spec.search_base, &query.filter, &attrs, self.spec.page_size, |entry| {
+                        present.extend(object_id(&entry, &id_attr));
+                    })
+                    .await?;
             }
-            Err(e) => return Err(e.into()),
+            deleted.extend(held.iter().filter(|id| !present.contains(**id)).map(|id| (*id).to_owned()));
         }
         changed.sort_unstable();
         changed.dedup();
@@ -236,6 +255,39 @@ impl PreparedConnection {
         changes.changed = changed;
         changes.deleted = deleted;
         Ok(changes)
+    }
+
+    /// Whether this account may read tombstones: AD lets everyone see the Deleted Objects
+    /// container but only those with the right read its attributes (and list what it holds).
+    async fn tombstones_visible(
+        &self,
+        session: &mut LdapSession,
+        naming_context: &str,
+        show_deleted: &RawControl,
+    ) -> Result<bool, SyncError> {
+        let container = format!("CN=Deleted Objects,{naming_context}");
+        let id_attr = self.plan.names.id.as_str();
+        let request = SearchRequest {
+            base: &container,
+            scope: Scope::Base,
+            filter: "(objectClass=*)",
+            attrs: &[id_attr],
+            controls: vec![show_deleted.clone()],
+            persistent: false,
+        };
+        let mut readable = false;
+        match session
+            .search(request, |item| {
+                if let SearchItem::Entry(entry, _) = item {
+                    readable |= object_id(&entry, id_attr).is_some();
+                }
+            })
+            .await
+        {
+            Ok(_) => Ok(readable),
+            Err(DirectoryError::Search { .. }) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// An RFC 4533 refreshOnly search of the base from `cookie`, folded into `refresh`; the

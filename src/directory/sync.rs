@@ -13,7 +13,7 @@ use super::ldap::{BindCredentials, LdapSession, ServerEndpoint, TransportSetting
 use super::tls;
 use crate::api::{DirectoryType, LdapConnectionSpec, TlsMode};
 use crate::domain::duration::parse_duration;
-use crate::domain::incremental::{FullReason, SyncMode, SyncState};
+use crate::domain::incremental::{DeletionSource, FullReason, SyncMode, SyncState};
 use crate::domain::profile::{FilterError, ObjectQuery, ReadPlan, read_plan};
 use crate::domain::snapshot::{ConnectionRef, Snapshot, SnapshotBuilder, SnapshotError};
 use crate::domain::srv::{SrvTarget, domain_srv_name, in_name_order, order_targets, parse_host_port, site_srv_name};
@@ -41,6 +41,7 @@ pub struct SnapshotRead {
     pub changes: u64,
     /// Where change tracking stands after this read; `None` when the server offers none.
     pub state: Option<SyncState>,
+    pub deletions: Option<DeletionSource>,
 }
 
 /// The served content and its change-tracking state, for an incremental read.
@@ -374,6 +375,7 @@ impl PreparedConnection {
                         entries_read: delta.entries_read,
                         changes: delta.changes,
                         state: Some(delta.state),
+                        deletions: delta.deletions,
                     }),
                     Ok(Err(super::delta::NeedFull(reason))) => {
                         if previous.is_some() {
@@ -389,6 +391,7 @@ impl PreparedConnection {
                                 entries_read,
                                 changes: 0,
                                 state,
+                                deletions: None,
                             },
                         )
                     }

@@ -83,12 +83,14 @@ pub struct ReadSummary {
     pub changes: u64,
     /// Where change tracking stands now; `None` when the server offers none.
     pub state: Option<SyncState>,
+    /// How a delta learnt of deletions.
+    pub deletions: Option<DeletionSource>,
 }
 
 /// An approved held snapshot is applied without a read.
 impl Default for ReadSummary {
     fn default() -> Self {
-        Self { mode: SyncMode::Full, full_reason: None, entries_read: 0, changes: 0, state: None }
+        Self { mode: SyncMode::Full, full_reason: None, entries_read: 0, changes: 0, state: None, deletions: None }
     }
 }
 
@@ -176,6 +178,29 @@ pub struct ChangeSet {
     pub deleted: Vec<String>,
     /// Entries the server sent to say what changed (what the DC spent on the question).
     pub entries_read: u64,
+    pub deletions: Option<DeletionSource>,
+}
+
+/// How a delta learnt of deletions: what the account may do decides it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeletionSource {
+    /// AD tombstones (Show Deleted), for accounts that may read them.
+    Tombstones,
+    /// AD: the ids of the read listed and compared with the cached ones (one small entry per
+    /// object), for accounts that may not read tombstones.
+    IdListing,
+    /// RFC 4533: the delete phase or the present phase of the refresh.
+    SyncRefresh,
+}
+
+impl DeletionSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Tombstones => "Tombstones",
+            Self::IdListing => "IdListing",
+            Self::SyncRefresh => "SyncRefresh",
+        }
+    }
 }
 
 impl ChangeSet {

@@ -302,6 +302,7 @@ impl WorkerMemory {
             entries_read: read.entries_read as i64,
             changes_applied: read.changes as i64,
             full_reason: read.full_reason.map(|r| r.as_str().to_owned()),
+            deletions: read.deletions.map(|d| d.as_str().to_owned()),
         });
         let full_at = read.state.as_ref().and_then(|s| Timestamp::from_second(s.full_at).ok());
         match (read.mode, full_at) {

@@ -6,7 +6,7 @@ use ldap3::asn1::{PL, StructureTag, TagClass, parse_tag};
 use rustc_hash::FxHashSet;
 
 use super::ber;
-use super::incremental::{ChangeSet, uuid_text};
+use super::incremental::{ChangeSet, DeletionSource, uuid_text};
 
 pub const SYNC_REQUEST_OID: &str = "1.3.6.1.4.1.4203.1.9.1.1";
 pub const SYNC_STATE_OID: &str = "1.3.6.1.4.1.4203.1.9.1.2";
@@ -169,6 +169,7 @@ pub struct Refresh {
     /// Whether a present phase took place (entries not named present are gone).
     present_phase: bool,
     cookie: Option<Vec<u8>>,
+    /// Search result entries the server sent.
     entries: u64,
 }
 
@@ -188,8 +189,8 @@ impl Refresh {
         }
     }
 
+    /// A Sync Info message (not an entry: it does not count as one read).
     pub fn info(&mut self, info: SyncInfo) {
-        self.entries += 1;
         match info {
             SyncInfo::NewCookie(cookie) => self.cookie = Some(cookie),
             SyncInfo::PhaseEnd { cookie, deletes, .. } => {
@@ -231,7 +232,13 @@ impl Refresh {
         self.deleted.dedup();
         self.changed.sort_unstable();
         self.changed.dedup();
-        (ChangeSet { changed: self.changed, deleted: self.deleted, entries_read: self.entries }, cookie)
+        let changes = ChangeSet {
+            changed: self.changed,
+            deleted: self.deleted,
+            entries_read: self.entries,
+            deletions: Some(DeletionSource::SyncRefresh),
+        };
+        (changes, cookie)
     }
 }
 

@@ -30,7 +30,7 @@ fn synced(duplicates: &DuplicateReport) -> Outcome<'_> {
 }
 
 static FULL_READ: ReadSummary =
-    ReadSummary { mode: SyncMode::Full, full_reason: None, entries_read: 12, changes: 0, state: None };
+    ReadSummary { mode: SyncMode::Full, full_reason: None, entries_read: 12, changes: 0, state: None, deletions: None };
 
 #[test]
 fn a_delta_that_changed_nothing_keeps_what_the_row_shows_of_the_content() {
@@ -48,13 +48,8 @@ fn a_delta_that_changed_nothing_keeps_what_the_row_shows_of_the_content() {
         watermark: Watermark::Cookie(b"c".to_vec()),
         full_at: ts("2026-01-01T00:00:02Z").as_second(),
     };
-    let read = ReadSummary {
-        mode: SyncMode::Incremental,
-        full_reason: None,
-        entries_read: 1,
-        changes: 0,
-        state: Some(state.clone()),
-    };
+    let read =
+        ReadSummary { mode: SyncMode::Incremental, entries_read: 1, state: Some(state.clone()), ..FULL_READ.clone() };
     let unchanged =
         Outcome::Unchanged { server: "ldap1:389", site: None, took: Duration::from_millis(20), read: &read };
     let row = memory.record(&attempt("2026-01-01T00:05:00Z", None), &unchanged, ts("2026-01-01T00:05:01Z"));
