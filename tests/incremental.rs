@@ -31,6 +31,7 @@ impl Case {
         };
         put("slapd-password", "password", env("LDAPSYNC_TEST_SLAPD_PASSWORD").as_bytes());
         put("ad-password", "password", env("LDAPSYNC_TEST_AD_PASSWORD").as_bytes());
+        put("ad-admin-password", "password", env("LDAPSYNC_TEST_AD_ADMIN_PASSWORD").as_bytes());
         put("test-ca", "ca.crt", &support::read_file("LDAPSYNC_TEST_CA_FILE"));
         let manifest = dir.path().join("connection.yaml");
         let case = Self { dir, manifest };
@@ -311,12 +312,12 @@ async fn random_changes_on_slapd_sync_incrementally_to_what_a_full_sync_reads() 
     }
 }
 
-fn ad_spec(base: &str) -> String {
+/// An AD connection to `base` binding as `account` with the password in Secret `secret`.
+fn ad_spec(base: &str, account: &str, secret: &str) -> String {
     format!(
-        "  domain: {}\n  searchBase: {base}\n  servers: {{static: ['{}:389']}}\n  tls: {{mode: StartTLS, ca: {{secretRef: {{name: test-ca}}}}}}\n  auth: {{simple: {{bindDN: '{}', passwordSecretRef: {{name: ad-password}}}}}}\n  contacts: {{enabled: true}}\n  deletionSafety: {{maxDeletedObjects: 0, maxDeletedPercent: 0}}\n",
+        "  domain: {}\n  searchBase: {base}\n  servers: {{static: ['{}:389']}}\n  tls: {{mode: StartTLS, ca: {{secretRef: {{name: test-ca}}}}}}\n  auth: {{simple: {{bindDN: '{account}', passwordSecretRef: {{name: {secret}}}}}}}\n  contacts: {{enabled: true}}\n  deletionSafety: {{maxDeletedObjects: 0, maxDeletedPercent: 0}}\n",
         env("LDAPSYNC_TEST_AD_DOMAIN"),
         env("LDAPSYNC_TEST_AD_ADDR"),
-        env("LDAPSYNC_TEST_AD_BIND_DN")
     )
 }
 
@@ -352,11 +353,25 @@ fn rid_of(dn: &str) -> u32 {
 }
 
 /// Each kind of change on Samba, one sync after each: the same content as a full read, read
-/// through `uSNChanged` by an account that may not read tombstones.
+/// through `uSNChanged`, by an account that may not read tombstones (deletions by id listing)
+/// and by one that may.
 #[tokio::test]
 async fn every_kind_of_change_on_samba_syncs_incrementally_to_what_a_full_sync_reads() {
+    let admin = format!("Administrator@{}", env("LDAPSYNC_TEST_AD_DOMAIN"));
+    for (account, secret, deletions) in
+        [(env("LDAPSYNC_TEST_AD_BIND_DN"), "ad-password", "IdListing"), (admin, "ad-admin-password", "Tombstones")]
+    {
+        samba_sequence(&account, secret, deletions).await;
+    }
+}
+
+async fn samba_sequence(account: &str, secret: &str, expected_deletions: &str) {
     let domain_base = env("LDAPSYNC_TEST_AD_BASE");
-    let run = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let run = format!(
+        "{}{}",
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+        &secret[..2]
+    );
     let ou = format!("OU=Delta{run},{domain_base}");
     let outside = format!("OU=Outside{run},{domain_base}");
     ad(&format!(
@@ -371,7 +386,7 @@ async fn every_kind_of_change_on_samba_syncs_incrementally_to_what_a_full_sync_r
     ad(&format!(
         "dn: CN=Team,{ou}\nchangetype: add\nobjectClass: group\nsAMAccountName: team-{run}\nmail: team-{run}@corp.example.test\nmember: CN=ann,{ou}\n\ndn: CN=All,{ou}\nchangetype: add\nobjectClass: group\nsAMAccountName: all-{run}\nmember: CN=Team,{ou}\nmember: CN=cid,{outside}\n"
     ));
-    let case = Case::new(&ad_spec(&ou));
+    let case = Case::new(&ad_spec(&ou, account, secret));
     let (first, _) = case.both().await;
     assert_eq!((first.mode, first.users, first.groups), ("Full", 2, 2));
     assert_eq!(first.unresolved_members, 1, "cid is outside the base");
@@ -411,7 +426,7 @@ async fn every_kind_of_change_on_samba_syncs_incrementally_to_what_a_full_sync_r
             "{what}: {} changes, {} entries read, deletions by {:?}",
             report.changes_applied, report.entries_read, report.deletions
         );
-        assert_eq!(report.deletions, Some("IdListing"), "svc-sync may not read tombstones");
+        assert_eq!(report.deletions, Some(expected_deletions), "{account}");
     }
     // A primary group: Team becomes cid's, and the membership stays exact both ways.
     let team = format!("CN=Team,{ou}");
@@ -425,4 +440,132 @@ async fn every_kind_of_change_on_samba_syncs_incrementally_to_what_a_full_sync_r
     ad(&format!("dn: {team}\nchangetype: modrdn\nnewrdn: CN=Team\ndeleteoldrdn: 1\nnewsuperior: {outside}\n"));
     let report = case.assert_same("a group moved out").await;
     assert_eq!(report.groups, 1);
+}
+
+/// One gateway pod's agent with the controller, syncing `spec` (push on) in a fresh namespace.
+struct PushedGateway {
+    agent: support::LdapsyncProcess,
+    _controller: support::LdapsyncProcess,
+    _store: tempfile::TempDir,
+    api: kube::Api<ldapsync::api::LdapConnection>,
+}
+
+impl PushedGateway {
+    async fn start(name: &str, spec: serde_json::Value) -> Self {
+        use support::cluster::{create, gateway_pod, secret};
+        let client = support::client().await;
+        support::install_crds(&client).await;
+        let ns = support::namespace(&client, name).await;
+        secret(&client, &ns, "ad-password", &[("password", env("LDAPSYNC_TEST_AD_PASSWORD").as_bytes())]).await;
+        secret(&client, &ns, "slapd-password", &[("password", env("LDAPSYNC_TEST_SLAPD_PASSWORD").as_bytes())]).await;
+        secret(&client, &ns, "test-ca", &[("ca.crt", &support::read_file("LDAPSYNC_TEST_CA_FILE"))]).await;
+        gateway_pod(&client, &ns, "gw-0").await;
+        let store = tempfile::tempdir().expect("store");
+        let agent = support::LdapsyncProcess::agent(&ns, "gw-0", store.path(), &env("LDAPSYNC_TEST_AD_DNS"));
+        let controller = support::LdapsyncProcess::start(&ns, name, &[]);
+        let api = kube::Api::namespaced(client, &ns);
+        create(&api, "pushed", spec).await;
+        let gateway = Self { agent, _controller: controller, _store: store, api };
+        support::eventually(Duration::from_secs(60), "the first sync and an open watch", || async {
+            let watching = gateway.agent.metric("ldapsync_agent_push_watches") >= 1.0;
+            (watching && gateway.agent.metric("ldapsync_agent_reads_total{mode=\"Full\"}") >= 1.0).then_some(())
+        })
+        .await;
+        gateway
+    }
+
+    /// How long after `add` ran the lookup API answers for `address`.
+    async fn answered_after(&self, address: &str, add: impl FnOnce()) -> Duration {
+        let polls_before = self.agent.metric("ldapsync_agent_reads_total{mode=\"Full\"}");
+        let started = std::time::Instant::now();
+        add();
+        support::eventually(Duration::from_secs(30), &format!("{address} in the lookup API"), || async {
+            self.agent.get(&format!("/v1/addresses/{address}")).map(|_| ())
+        })
+        .await;
+        let took = started.elapsed();
+        assert_eq!(
+            self.agent.metric("ldapsync_agent_reads_total{mode=\"Full\"}"),
+            polls_before,
+            "the change came by an incremental sync, not a full one"
+        );
+        took
+    }
+
+    async fn last_sync(&self) -> ldapsync::api::SyncSummary {
+        let connection = self.api.get("pushed").await.expect("get");
+        let rows = connection.status.map(|s| s.nodes).unwrap_or_default();
+        rows.into_iter().find(|r| r.pod == "gw-0").and_then(|r| r.last_sync).expect("a lastSync in the row")
+    }
+}
+
+use std::time::Duration;
+
+/// slapd pushes a new user through refreshAndPersist: the lookup API answers for it without a
+/// poll (the schedule is the default 30 minutes).
+#[tokio::test]
+async fn a_user_added_on_slapd_is_pushed_to_the_lookup_api() {
+    let base = env("LDAPSYNC_TEST_DELTA_BASES").split(';').next().expect("a base").to_owned();
+    let admin = format!("cn=admin,{base}");
+    let password = env("LDAPSYNC_TEST_SLAPD_PASSWORD");
+    let ou = format!("ou=push{},{base}", std::process::id());
+    ldapmodify(
+        &env("LDAPSYNC_TEST_DELTA_ADDR"),
+        &admin,
+        &password,
+        &format!("dn: {ou}\nchangetype: add\nobjectClass: organizationalUnit\n"),
+    )
+    .expect("the push OU");
+    let spec = serde_json::json!({
+        "domain": "delta.test",
+        "searchBase": ou,
+        "directoryType": "Generic",
+        "servers": {"static": [env("LDAPSYNC_TEST_DELTA_ADDR")]},
+        "tls": {"mode": "StartTLS", "ca": {"secretRef": {"name": "test-ca"}}},
+        "auth": {"simple": {"bindDN": admin, "passwordSecretRef": {"name": "slapd-password"}}},
+        "incremental": {"push": true}
+    });
+    let gateway = PushedGateway::start("push-slapd", spec).await;
+    for n in 0..3 {
+        let took = gateway
+            .answered_after(&format!("pushed{n}@delta.test"), || {
+                let ldif = format!(
+                    "dn: cn=pushed{n},{ou}\nchangetype: add\nobjectClass: inetOrgPerson\ncn: pushed{n}\nsn: p\nmail: pushed{n}@delta.test\n"
+                );
+                ldapmodify(&env("LDAPSYNC_TEST_DELTA_ADDR"), &admin, &password, &ldif).expect("add");
+            })
+            .await;
+        println!("slapd push {n}: answered after {took:?}");
+    }
+    assert!(gateway.agent.metric("ldapsync_agent_push_notifications_total") >= 3.0);
+    let last = gateway.last_sync().await;
+    assert_eq!((last.mode.as_str(), last.deletions.as_deref()), ("Incremental", Some("SyncRefresh")));
+}
+
+/// Samba pushes through AD change notification (on its own ~5 s tick): the lookup API answers
+/// for a new user without a poll.
+#[tokio::test]
+async fn a_user_added_on_samba_is_pushed_to_the_lookup_api() {
+    let run = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let ou = format!("OU=Push{run},{}", env("LDAPSYNC_TEST_AD_BASE"));
+    ad(&format!("dn: {ou}\nchangetype: add\nobjectClass: organizationalUnit\n"));
+    let spec = serde_json::json!({
+        "domain": env("LDAPSYNC_TEST_AD_DOMAIN"),
+        "searchBase": ou,
+        "servers": {"static": [format!("{}:389", env("LDAPSYNC_TEST_AD_ADDR"))]},
+        "tls": {"mode": "StartTLS", "ca": {"secretRef": {"name": "test-ca"}}},
+        "auth": {"simple": {"bindDN": env("LDAPSYNC_TEST_AD_BIND_DN"), "passwordSecretRef": {"name": "ad-password"}}},
+        "incremental": {"push": true}
+    });
+    let gateway = PushedGateway::start("push-samba", spec).await;
+    let took = gateway
+        .answered_after(&format!("pushed-{run}@corp.example.test"), || {
+            ad(&format!(
+                "dn: CN=pushed,{ou}\nchangetype: add\nobjectClass: user\nsAMAccountName: pushed-{run}\nmail: pushed-{run}@corp.example.test\n"
+            ));
+        })
+        .await;
+    println!("Samba push: answered after {took:?}");
+    assert!(gateway.agent.metric("ldapsync_agent_push_notifications_total") >= 1.0);
+    assert_eq!(gateway.last_sync().await.mode, "Incremental");
 }

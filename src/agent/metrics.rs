@@ -129,6 +129,8 @@ pub(crate) struct AgentMetrics {
     by_mode: Family<ModeLabel, Counter>,
     entries_read: Family<ModeLabel, Counter>,
     changes_applied: Counter,
+    pushed: Counter,
+    watches: Gauge,
     connections: ConnectionGauges,
 }
 
@@ -158,6 +160,16 @@ impl AgentMetrics {
             self.entries_read.clone(),
         );
         registry.register(
+            "ldapsync_agent_push_notifications",
+            "Changes directory servers pushed to this pod's open watches.",
+            self.pushed.clone(),
+        );
+        registry.register(
+            "ldapsync_agent_push_watches",
+            "Searches open on directory servers for pushed changes.",
+            self.watches.clone(),
+        );
+        registry.register(
             "ldapsync_agent_changes_applied",
             "Objects incremental syncs changed, added or removed.",
             self.changes_applied.clone(),
@@ -184,6 +196,14 @@ impl AgentMetrics {
         self.by_mode.get_or_create(&mode).inc();
         self.entries_read.get_or_create(&mode).inc_by(read.entries_read);
         self.changes_applied.inc_by(read.changes);
+    }
+
+    pub(crate) fn watching(&self, by: i64) {
+        self.watches.inc_by(by);
+    }
+
+    pub(crate) fn pushed(&self) {
+        self.pushed.inc();
     }
 
     pub(crate) fn row_written(&self) {

@@ -4,6 +4,7 @@ mod context;
 pub mod daemon;
 pub mod lookup_api;
 mod metrics;
+mod push;
 pub mod serve;
 pub mod socketmap;
 mod sync;

@@ -9,6 +9,7 @@ use kube::runtime::reflector::ObjectRef;
 use tokio::sync::watch;
 
 use super::context::{AgentContext, accepted, annotation, conn_name, connection_ref};
+use super::push::Push;
 use super::sync::{sync, write_row};
 use crate::api::{
     APPROVE_DELETIONS_ANNOTATION, CacheStore, LdapConnection, NodePhase, NodeStatus, SYNC_REQUESTED_AT_ANNOTATION,
@@ -26,6 +27,7 @@ pub(crate) async fn run_worker(
     let mut memory: Option<WorkerMemory> = None;
     // What the directory refused, kept beside the memory: it never leaves this process.
     let mut refused = None;
+    let mut push: Option<Push> = None;
     loop {
         let current = rx.borrow_and_update().clone();
         let Some(conn) = current else {
@@ -33,6 +35,7 @@ pub(crate) async fn run_worker(
             return;
         };
         if conn.metadata.deletion_timestamp.is_some() {
+            drop(push.take());
             purge(&ctx, &uid, Some(&conn)).await;
             // The object stays until the controller removes its finalizer; nothing more to do.
             loop {
@@ -51,8 +54,10 @@ pub(crate) async fn run_worker(
             Some(m) => m,
             None => memory.insert(resume(&ctx, &conn, &uid).await),
         };
+        let tracked = state.sync_state.clone().or_else(|| ctx.cached(&uid).and_then(|s| s.sync_state.clone()));
+        Push::reconcile(&mut push, &ctx, &conn, tracked.as_ref(), state.credentials_refused.is_some());
         let due = plan(&ctx, &conn, &uid, state);
-        let reason = match wait_until_due(due, &mut rx).await {
+        let reason = match wait_until_due(due, &mut rx, &mut push).await {
             Wait::Due(reason) => reason,
             Wait::Again => continue,
             Wait::Stop => return,
@@ -97,7 +102,11 @@ enum Wait {
     Stop,
 }
 
-async fn wait_until_due(due: Due, rx: &mut watch::Receiver<Option<Arc<LdapConnection>>>) -> Wait {
+async fn wait_until_due(
+    due: Due,
+    rx: &mut watch::Receiver<Option<Arc<LdapConnection>>>,
+    push: &mut Option<Push>,
+) -> Wait {
     let changed = |result: Result<(), watch::error::RecvError>| if result.is_err() { Wait::Stop } else { Wait::Again };
     match due {
         Due::Now(trigger) => Wait::Due(trigger),
@@ -108,8 +117,10 @@ async fn wait_until_due(due: Due, rx: &mut watch::Receiver<Option<Arc<LdapConnec
             tokio::select! {
                 () = tokio::time::sleep(wait.min(hour)) => if wait > hour { Wait::Again } else { Wait::Due(trigger) },
                 result = rx.changed() => changed(result),
+                () = Push::changed(push), if trigger != Trigger::CredentialsCheck => Wait::Due(Trigger::Pushed),
             }
         }
+        // Suspended or manual-only: a push does not sync either.
         Due::Never => changed(rx.changed().await),
     }
 }

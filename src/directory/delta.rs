@@ -20,6 +20,8 @@ use crate::domain::profile::{ObjectQuery, any_of};
 use crate::domain::snapshot::{ObjectKind, Snapshot, SnapshotBuilder, format_guid};
 use crate::domain::syncrepl::{self, Refresh, SyncDone};
 
+/// AD's change notification control: a search that stays open and returns each change.
+const NOTIFICATION_OID: &str = "1.2.840.113556.1.4.528";
 /// AD's Show Deleted control: tombstones are returned.
 const SHOW_DELETED_OID: &str = "1.2.840.113556.1.4.417";
 /// Ids (or DNs) per `(|...)` filter of a read-again search.
@@ -182,6 +184,63 @@ impl PreparedConnection {
         );
         let changes = (changed.len() + deleted.len()) as u64;
         Ok(Ok(DeltaRead { snapshot: Some(snapshot), state: next_state, entries_read, changes, deletions }))
+    }
+
+    /// Keeps a search open on `session` that the server answers with each change under the
+    /// base (AD change notification, RFC 4533 refreshAndPersist from the state's cookie), and
+    /// calls `changed` for each. Returns when the server ends the search.
+    pub async fn watch_changes(
+        &self,
+        session: &mut LdapSession,
+        state: &SyncState,
+        mut changed: impl FnMut(),
+    ) -> Result<(), SyncError> {
+        let id_attr = [self.plan.names.id.as_str()];
+        let (control, filter, attrs): (RawControl, &str, &[&str]) = match (&state.tracking, &state.watermark) {
+            (ChangeTracking::Syncrepl, Watermark::Cookie(cookie)) => (
+                RawControl {
+                    ctype: syncrepl::SYNC_REQUEST_OID.into(),
+                    crit: true,
+                    val: Some(syncrepl::request_value(true, Some(cookie))),
+                },
+                "(objectClass=*)",
+                &["1.1"],
+            ),
+            // AD accepts only a presence filter with notifications.
+            _ => (RawControl { ctype: NOTIFICATION_OID.into(), crit: true, val: None }, "(objectClass=*)", &id_attr),
+        };
+        let request = SearchRequest {
+            base: &self.spec.search_base,
+            scope: Scope::Subtree,
+            filter,
+            attrs,
+            controls: vec![control],
+            persistent: true,
+        };
+        let done = session
+            .search(request, |item| match item {
+                SearchItem::Entry(..) => changed(),
+                // The end of a refresh phase says nothing new; a new cookie or an id set does.
+                SearchItem::Intermediate { value, .. } => {
+                    if !matches!(
+                        value.as_deref().and_then(syncrepl::parse_info),
+                        Some(syncrepl::SyncInfo::PhaseEnd { .. })
+                    ) {
+                        changed();
+                    }
+                }
+            })
+            .await?;
+        match done.rc {
+            0 => Ok(()),
+            code => Err(DirectoryError::Search {
+                server: session.server().to_owned(),
+                base: self.spec.search_base.clone(),
+                code,
+                detail: format!("the server ended the change notification: {}", done.text),
+            }
+            .into()),
+        }
     }
 
     /// Objects with a `uSNChanged` past `since` anywhere in the naming context (an object moved

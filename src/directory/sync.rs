@@ -16,7 +16,9 @@ use crate::domain::duration::parse_duration;
 use crate::domain::incremental::{DeletionSource, FullReason, SyncMode, SyncState};
 use crate::domain::profile::{FilterError, ObjectQuery, ReadPlan, read_plan};
 use crate::domain::snapshot::{ConnectionRef, Snapshot, SnapshotBuilder, SnapshotError};
-use crate::domain::srv::{SrvTarget, domain_srv_name, in_name_order, order_targets, parse_host_port, site_srv_name};
+use crate::domain::srv::{
+    SrvTarget, domain_srv_name, host_port, in_name_order, order_targets, parse_host_port, site_srv_name,
+};
 use crate::secret::Secret;
 
 /// The DCs to try, in order, and the AD site whose DCs come first (configured or discovered).
@@ -329,7 +331,7 @@ impl PreparedConnection {
             let mut full_reason = None;
             let mut delta_from = None;
             if let Some(previous) = previous {
-                match servers.iter().position(|(host, port)| format!("{host}:{port}") == previous.state.server) {
+                match servers.iter().position(|(host, port)| host_port(host, *port) == previous.state.server) {
                     Some(at) => {
                         let tracked = servers.remove(at);
                         servers.insert(0, tracked);
@@ -350,7 +352,7 @@ impl PreparedConnection {
                     Err(e) => return Err(e),
                 };
                 let (host, port) = &remaining[used];
-                let server_key = format!("{host}:{port}");
+                let server_key = host_port(host, *port);
                 let served_by = session.server().to_owned();
                 // Only the server that tracked the changes can say what changed since.
                 let tracked_here = match delta_from.take() {

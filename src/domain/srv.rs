@@ -92,9 +92,22 @@ pub fn parse_host_port(value: &str, default_port: u16) -> Result<(String, u16), 
     }
 }
 
+/// `host:port` as [`parse_host_port`] reads it back (`[v6]:port` for IPv6 addresses): how a
+/// server is named in change-tracking state.
+pub fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_port_reads_back() {
+        for (host, port) in [("dc1.corp.test", 389), ("127.0.0.1", 636), ("::1", 389), ("fd00::2", 3268)] {
+            assert_eq!(parse_host_port(&host_port(host, port), 1), Ok((host.to_owned(), port)));
+        }
+    }
 
     #[test]
     fn host_port_forms() {

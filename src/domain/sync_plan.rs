@@ -23,6 +23,8 @@ pub enum Trigger {
     Scheduled,
     /// The directory refused the credentials: look whether the Secret changed (no bind unless it did).
     CredentialsCheck,
+    /// The directory reported a change (push): read it now.
+    Pushed,
 }
 
 impl Trigger {
@@ -35,6 +37,7 @@ impl Trigger {
             Self::ApprovalRefused => "approval_refused",
             Self::Scheduled => "scheduled",
             Self::CredentialsCheck => "credentials_check",
+            Self::Pushed => "pushed",
         }
     }
 }

@@ -240,6 +240,33 @@ pub async fn run(
     Ok(outcome)
 }
 
+/// Watches the server that tracked `state` for changes (push) and calls `changed` for each, until
+/// the server ends the watch or the connection fails. Refused credentials come back as
+/// [`PipelineError::CredentialsRefused`]: the caller must not bind with them again.
+pub async fn watch(
+    connection: ConnectionRef,
+    spec: &LdapConnectionSpec,
+    source: &dyn ReferenceSource,
+    dns_server: Option<&str>,
+    state: &SyncState,
+    opened: impl FnOnce(),
+    changed: impl FnMut(),
+) -> Result<(), PipelineError> {
+    let (prepared, credentials) = prepare_with_credentials(connection, spec, source).await?;
+    let dns = resolver(&prepared, dns_server)?;
+    let default_port = if spec.tls.mode == crate::api::TlsMode::Ldaps { 636 } else { 389 };
+    let server = crate::domain::srv::parse_host_port(&state.server, default_port).map_err(|detail| {
+        SyncError::Spec(crate::directory::sync::SpecError::Invalid { field: "spec.servers", detail })
+    })?;
+    let (mut session, _) =
+        prepared.open_session(&dns, &[server]).await.map_err(|e| refused_or_failed(e, &credentials))?;
+    tracing::info!(connection = %prepared.connection.name, server = %session.server(), "watching the directory for changes");
+    opened();
+    let watched = prepared.watch_changes(&mut session, state, changed).await;
+    session.close().await;
+    watched.map_err(|e| refused_or_failed(e, &credentials))
+}
+
 /// Applies a snapshot the guard held, once an administrator approved exactly its content: no
 /// second read of the directory. `None` when `snapshot` is not the approved content.
 pub async fn apply_approved(
