@@ -17,6 +17,7 @@ if [ -z "${IN_BENCH_NETNS:-}" ]; then
   cargo bench --locked --bench lookup --no-run >&2
   cargo bench --locked --bench controller --no-run >&2
   cargo bench --locked --bench socketmap_client --no-run >&2
+  cargo bench --locked --bench push --no-run >&2
   bash scripts/k8s-build.sh >/dev/null
   command -v wrk >/dev/null || apt-get -o DPkg::Lock::Timeout=600 install -y -qq wrk >/dev/null
   # The benchmarks need no node: it would only add noise to the figures.
@@ -61,6 +62,35 @@ measure() { # prints "wall user+sys maxrss_kib" of a command, output discarded
   awk '{printf "%s %.2f %s\n", $1, $2 + $3, $4}' "$W/time"
 }
 median() { sort -n | awk '{a[NR]=$0} END {print a[int((NR+1)/2)]}'; }
+measure_sync() { # like measure, for `ldapsync sync`: also "entriesRead apply_ms" of its summary and log
+  /usr/bin/time -f '%e %U %S %M' -o "$W/time" "$@" --log ldapsync=info > "$W/sync.json" 2> "$W/sync.log"
+  local entries apply
+  entries=$(jq -r .entriesRead "$W/sync.json")
+  apply=$(grep -o 'apply_ms=[0-9.]*' "$W/sync.log" | tail -1 | cut -d= -f2)
+  awk -v e="$entries" -v a="${apply:--}" '{printf "%s %.2f %s %s %s\n", $1, $2 + $3, $4, e, a}' "$W/time"
+}
+
+# Incremental syncs against the full one of the same run: unchanged, then 100 changes each run
+# (`change_100 RUN` makes them). The store must hold a full sync of CONN already. Prints rows of
+# "| label | mode | wall s | CPU s | peak RSS MiB | entries read | apply ms |".
+delta_rows() {
+  local label=$1 conn=$2 store=$3 secrets=$4; shift 4
+  local kind
+  for kind in unchanged 100-changes; do
+    : > "$W/delta-runs"
+    for r in $(seq 1 "$RUNS"); do
+      [ "$kind" = unchanged ] || change_100 "$r"
+      measure_sync "$here/target/release/ldapsync" sync -f "$conn" --secrets-dir "$secrets" --store "$store" "$@" >> "$W/delta-runs"
+      [ "$(jq -r .mode "$W/sync.json")" = Incremental ] || { echo "bench: the $kind sync of $label was not incremental: $(cat "$W/sync.json" "$W/sync.log")" >&2; exit 1; }
+    done
+    local col
+    col() { cut -d' ' -f"$1" "$W/delta-runs" | median; }
+    echo "| $label | incremental, $kind | $(col 1) | $(col 2) | $(( $(col 3) / 1024 )) | $(col 4) | $(col 5) |"
+  done
+  # What holding the snapshot alone costs: the baseline of "resident snapshot + 10 MiB".
+  measure "$here/target/release/ldapsync" lookup nobody@nowhere.invalid --store "$store" > "$W/resident" || true
+  echo "| $label | snapshot loaded, nothing else (\`ldapsync lookup\`) | | | $(( $(cut -d' ' -f3 "$W/resident") / 1024 )) | | |"
+}
 # Lookups over the store of the last sync: the HTTP API under wrk (keep-alive, 2 threads, 16
 # connections, random addresses), the index itself, and live LDAP searches for the same addresses.
 lookup_bench() {
@@ -254,6 +284,19 @@ YAML
     done
     echo "| StartTLS, simple bind | $tool | $(cut -d' ' -f1 "$S/runs" | median) | $(cut -d' ' -f2 "$S/runs" | median) | $(( $(cut -d' ' -f3 "$S/runs" | median) / 1024 )) |"
   done
+  # Incremental syncs after the last full one (uSNChanged; svc-sync may not read tombstones, so
+  # deletions come from an id listing).
+  sq -o ldif-wrap=no '(&(objectCategory=person)(objectClass=user))' 1.1 | awk '/^dn: /{print substr($0, 5)}' | head -100 > "$S/changed"
+  change_100() {
+    local r=$1
+    while read -r dn; do printf 'dn: %s\nchangetype: modify\nreplace: displayName\ndisplayName: Changed %s\n\n' "$dn" "$r"; done < "$S/changed" |
+      LDAPTLS_CACERT=$LDAPSYNC_TEST_CA_FILE ldapmodify -ZZ -x -H "ldap://$LDAPSYNC_TEST_AD_ADDR" \
+        -D "Administrator@$LDAPSYNC_TEST_AD_DOMAIN" -w "$LDAPSYNC_TEST_AD_ADMIN_PASSWORD" > /dev/null
+  }
+  echo
+  echo "| directory | sync | wall s | CPU s | peak RSS MiB | entries read | apply ms |"
+  echo "|---|---|---:|---:|---:|---:|---:|"
+  delta_rows "Samba AD ($users users)" "$S/conn.yaml" "$S/store" "$S/secrets" --dns-server "$LDAPSYNC_TEST_AD_DNS"
 }
 
 echo "| users | groups | tool | wall s | CPU s | peak RSS MiB |"
@@ -269,6 +312,7 @@ include $here/scripts/seed/ad-like.schema
 pidfile $D/slapd.pid
 modulepath /usr/lib/ldap
 moduleload back_mdb
+moduleload syncprov
 TLSCertificateFile $W/pki/server.pem
 TLSCertificateKeyFile $W/pki/server.key
 sizelimit unlimited
@@ -279,10 +323,12 @@ rootdn "cn=admin,$BASE"
 rootpw $PW
 directory $D/data
 dbnosync
-index objectClass,uid,mail,cn,member,entryUUID eq
+index objectClass,uid,mail,cn,member,entryUUID,entryCSN eq
+overlay syncprov
+syncprov-sessionlog 10000
 CONF
   python3 scripts/seed/volume_ldif.py "$BASE" "$n" "$groups" > "$D/seed.ldif"
-  slapadd -q -f "$D/slapd.conf" -l "$D/seed.ldif"
+  slapadd -q -w -f "$D/slapd.conf" -l "$D/seed.ldif"
   slapd -f "$D/slapd.conf" -h "ldap://127.0.0.7:389/"
   slapd_pid=$(cat "$D/slapd.pid")
   until ldapsearch -x -H ldap://127.0.0.7 -b '' -s base >/dev/null 2>&1; do sleep 0.05; done
@@ -311,12 +357,27 @@ CONF
     wall=$(cut -d' ' -f1 "$W/runs" | median); cpu=$(cut -d' ' -f2 "$W/runs" | median); rss=$(cut -d' ' -f3 "$W/runs" | median)
     echo "| $n | $groups | $tool | $wall | $cpu | $(( rss / 1024 )) |"
   done
+  # The store holds the last full sync: incremental syncs follow it (in their own table, below).
+  change_100() { # 100 users get another display name, different in every run
+    local r=$1 i
+    for i in $(seq 0 99); do
+      printf 'dn: uid=u%07d,ou=people,%s\nchangetype: modify\nreplace: displayName\ndisplayName: Changed %s %s\n\n' \
+        $(( i * (n / 100) )) "$BASE" "$r" "$i"
+    done | LDAPTLS_CACERT=$W/pki/ca.pem ldapmodify -ZZ -x -H ldap://127.0.0.7 -D "cn=admin,$BASE" -w "$PW" > /dev/null
+  }
+  delta_rows "$n users" "$W/conn.yaml" "$W/store" "$W/secrets" >> "$W/delta-table"
   if [ "$n" = "${LOOKUP_SIZE:-100000}" ]; then
     for part in ${BENCH_LOOKUPS:-lookup postfix}; do "${part}_bench"; done
   fi
   stop_slapd
   rm -rf "$D"
 done
+echo
+echo "Incremental syncs (RFC 4533 refreshOnly against the same slapd; 100 changes = 100 users' displayName):"
+echo
+echo "| directory | sync | wall s | CPU s | peak RSS MiB | entries read | apply ms |"
+echo "|---|---|---:|---:|---:|---:|---:|"
+cat "$W/delta-table"
 
 if [ -z "${BENCH_SKIP_ENV:-}" ]; then
   export LDAPSYNC_TEST_STATE=$W/env
@@ -325,6 +386,10 @@ if [ -z "${BENCH_SKIP_ENV:-}" ]; then
   # shellcheck disable=SC1091
   source "$W/env/env.sh"
   samba_bench
+  echo
+  echo "Push: a user added on the server until the lookup API answers (benches/push.rs):"
+  echo
+  CARGO_NET_OFFLINE=true cargo bench --locked --bench push 2>/dev/null | grep '^|'
   echo
   echo "Controller, 1,000 LdapConnections (benches/controller.rs):"
   echo

@@ -14,7 +14,7 @@ packages=(
   slapd dnsmasq-base iproute2 openssl curl python3 unzip
   libkrb5-dev libclang-dev clang pkg-config
   containerd runc containernetworking-plugins iptables conntrack buildah gcc libc6-dev busybox-static
-  postfix postfix-ldap swaks
+  postfix postfix-ldap swaks jq time
 )
 missing=()
 for p in "${packages[@]}"; do

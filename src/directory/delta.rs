@@ -154,6 +154,7 @@ impl PreparedConnection {
             }));
         }
         let ChangeSet { changed, deleted, mut entries_read, deletions } = changes;
+        let started = std::time::Instant::now();
         let mut builder = SnapshotBuilder::new(self.plan.names.clone());
         entries_read += self.read_again(session, &mut builder, &changed).await?;
         let found: FxHashSet<String> = builder.objects().map(|o| o.id.clone()).collect();
@@ -174,6 +175,7 @@ impl PreparedConnection {
         also.dedup();
         entries_read += self.read_again(session, &mut builder, &also).await?;
         let reread: FxHashSet<&str> = changed.iter().chain(&deleted).chain(&also).map(String::as_str).collect();
+        let read_in = started.elapsed();
         builder.keep(served, &reread)?;
         let snapshot = builder.finish(
             self.connection.clone(),
@@ -183,6 +185,14 @@ impl PreparedConnection {
             crate::system::unix_now(),
         );
         let changes = (changed.len() + deleted.len()) as u64;
+        tracing::info!(
+            connection = %self.connection.name,
+            changes,
+            read_again = reread.len(),
+            read_ms = read_in.as_secs_f64() * 1e3,
+            apply_ms = (started.elapsed() - read_in).as_secs_f64() * 1e3,
+            "delta applied"
+        );
         Ok(Ok(DeltaRead { snapshot: Some(snapshot), state: next_state, entries_read, changes, deletions }))
     }
 
