@@ -13,7 +13,7 @@ use super::ldap::{BindCredentials, LdapSession, ServerEndpoint, TransportSetting
 use super::tls;
 use crate::api::{DirectoryType, LdapConnectionSpec, TlsMode};
 use crate::domain::duration::parse_duration;
-use crate::domain::incremental::{DeletionSource, FullReason, SyncMode, SyncState};
+use crate::domain::incremental::{FullReason, ReadSummary, SyncMode, SyncState};
 use crate::domain::profile::{FilterError, ObjectQuery, ReadPlan, read_plan};
 use crate::domain::snapshot::{ConnectionRef, Snapshot, SnapshotBuilder, SnapshotError};
 use crate::domain::srv::{
@@ -34,16 +34,7 @@ pub struct SnapshotRead {
     /// `None` when a delta found nothing changed: the served snapshot stays as it is.
     pub snapshot: Option<Snapshot>,
     pub site: Option<String>,
-    pub mode: SyncMode,
-    /// Why a sync that could have been incremental read everything.
-    pub full_reason: Option<FullReason>,
-    /// Entries the server sent.
-    pub entries_read: u64,
-    /// Objects a delta changed, added or removed.
-    pub changes: u64,
-    /// Where change tracking stands after this read; `None` when the server offers none.
-    pub state: Option<SyncState>,
-    pub deletions: Option<DeletionSource>,
+    pub read: ReadSummary,
 }
 
 /// The served content and its change-tracking state, for an incremental read.
@@ -372,12 +363,14 @@ impl PreparedConnection {
                     Ok(Ok(delta)) => Ok(SnapshotRead {
                         snapshot: delta.snapshot,
                         site: site.clone(),
-                        mode: SyncMode::Incremental,
-                        full_reason: None,
-                        entries_read: delta.entries_read,
-                        changes: delta.changes,
-                        state: Some(delta.state),
-                        deletions: delta.deletions,
+                        read: ReadSummary {
+                            mode: SyncMode::Incremental,
+                            full_reason: None,
+                            entries_read: delta.entries_read,
+                            changes: delta.changes,
+                            state: Some(delta.state),
+                            deletions: delta.deletions,
+                        },
                     }),
                     Ok(Err(super::delta::NeedFull(reason))) => {
                         if previous.is_some() {
@@ -387,13 +380,15 @@ impl PreparedConnection {
                             |(snapshot, entries_read, state)| SnapshotRead {
                                 snapshot: Some(snapshot),
                                 site: site.clone(),
-                                mode: SyncMode::Full,
-                                full_reason: full_reason
-                                    .or((track && state.is_none()).then_some(FullReason::Unsupported)),
-                                entries_read,
-                                changes: 0,
-                                state,
-                                deletions: None,
+                                read: ReadSummary {
+                                    mode: SyncMode::Full,
+                                    full_reason: full_reason
+                                        .or((track && state.is_none()).then_some(FullReason::Unsupported)),
+                                    entries_read,
+                                    changes: 0,
+                                    state,
+                                    deletions: None,
+                                },
                             },
                         )
                     }

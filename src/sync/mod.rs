@@ -208,12 +208,11 @@ pub async fn run(
         .read_snapshot(&dns, random_pick, unix_now, previous, !configured_full)
         .await
         .map_err(|e| refused_or_failed(e, &credentials))?;
-    let SnapshotRead { snapshot, site, mode, full_reason, entries_read, changes, state, deletions } = read;
-    let full_reason = match mode {
-        SyncMode::Full => full_reason.or(planned_full),
-        SyncMode::Incremental => None,
-    };
-    let summary = ReadSummary { mode, full_reason, entries_read, changes, state: state.clone(), deletions };
+    let SnapshotRead { snapshot, site, read: mut summary } = read;
+    if summary.mode == SyncMode::Full {
+        summary.full_reason = summary.full_reason.or(planned_full);
+    }
+    let state = summary.state.clone();
     let mut snapshot = match (snapshot, &request.served) {
         (Some(snapshot), _) => snapshot,
         (None, Some(served)) => {
