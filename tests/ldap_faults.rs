@@ -76,8 +76,17 @@ fn entry(dn: &str) -> Vec<u8> {
     tlv(0x64, &body)
 }
 
-/// Reads one LDAP message: (message id, protocol operation tag).
-async fn read_message(stream: &mut (impl AsyncReadExt + Unpin)) -> Option<(u32, u8)> {
+/// One LDAP request as the script needs it.
+struct Request {
+    id: u32,
+    /// The protocol operation's tag.
+    op: u8,
+    /// A search of the empty base: the RootDSE.
+    reads_root_dse: bool,
+}
+
+/// Reads one LDAP message.
+async fn read_message(stream: &mut (impl AsyncReadExt + Unpin)) -> Option<Request> {
     let tag = stream.read_u8().await.ok()?;
     if tag != 0x30 {
         return None;
@@ -97,7 +106,14 @@ async fn read_message(stream: &mut (impl AsyncReadExt + Unpin)) -> Option<(u32, 
     // messageID INTEGER, then the operation's tag.
     let id_len = usize::from(*body.get(1)?);
     let id = body.get(2..2 + id_len)?.iter().fold(0u32, |n, b| n << 8 | u32::from(*b));
-    Some((id, *body.get(2 + id_len)?))
+    let op = *body.get(2 + id_len)?;
+    // A search request opens with its base DN, an OCTET STRING: `04 00` when it is empty.
+    let op_len_octets = match *body.get(3 + id_len)? {
+        short if short < 0x80 => 1,
+        long => 1 + usize::from(long & 0x7f),
+    };
+    let base = body.get(3 + id_len + op_len_octets..5 + id_len + op_len_octets)?;
+    Some(Request { id, op, reads_root_dse: op == 0x63 && base == [0x04, 0x00] })
 }
 
 /// Starts the scripted server on 127.0.0.1; returns its port.
@@ -128,10 +144,16 @@ async fn scripted_server(script: Script) -> u16 {
                     return;
                 }
                 let Ok(mut tls) = acceptor.accept(tcp).await else { return };
-                while let Some((id, op)) = read_message(&mut tls).await {
+                while let Some(Request { id, op, reads_root_dse }) = read_message(&mut tls).await {
                     let answer = match (op, script) {
                         (0x60, _) => message(id, result(0x61, 0, "")),
                         (0x42, _) => return,
+                        // A RootDSE that offers no change tracking: the script acts on the sync's searches.
+                        (0x63, _) if reads_root_dse => {
+                            let mut out = message(id, entry(""));
+                            out.extend(message(id, result(0x65, 0, "")));
+                            out
+                        }
                         (0x63, Script::SearchResult(code)) => message(id, result(0x65, code, "scripted answer")),
                         (0x63, Script::DropAfter(n) | Script::StallAfter(n)) => {
                             let mut out = Vec::new();
