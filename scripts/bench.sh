@@ -66,7 +66,7 @@ measure_sync() { # like measure, for `ldapsync sync`: also "entriesRead apply_ms
   /usr/bin/time -f '%e %U %S %M' -o "$W/time" "$@" --log ldapsync=info > "$W/sync.json" 2> "$W/sync.log"
   local entries apply
   entries=$(jq -r .entriesRead "$W/sync.json")
-  apply=$(grep -o 'apply_ms=[0-9.]*' "$W/sync.log" | tail -1 | cut -d= -f2)
+  apply=$(grep -o 'apply_ms=[0-9.]*' "$W/sync.log" | tail -1 | cut -d= -f2 || true) # none when nothing changed
   awk -v e="$entries" -v a="${apply:--}" '{printf "%s %.2f %s %s %s\n", $1, $2 + $3, $4, e, a}' "$W/time"
 }
 
