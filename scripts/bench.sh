@@ -59,7 +59,8 @@ stop_slapd() { [ -n "$slapd_pid" ] && kill "$slapd_pid" 2>/dev/null && while kil
 trap stop_slapd EXIT
 measure() { # prints "wall user+sys maxrss_kib" of a command, output discarded
   /usr/bin/time -f '%e %U %S %M' -o "$W/time" "$@" > /dev/null
-  awk '{printf "%s %.2f %s\n", $1, $2 + $3, $4}' "$W/time"
+  # time(1) puts "Command exited with non-zero status N" before the figures when it did.
+  tail -1 "$W/time" | awk '{printf "%s %.2f %s\n", $1, $2 + $3, $4}'
 }
 median() { sort -n | awk '{a[NR]=$0} END {print a[int((NR+1)/2)]}'; }
 measure_sync() { # like measure, for `ldapsync sync`: also "entriesRead apply_ms" of its summary and log
@@ -67,7 +68,7 @@ measure_sync() { # like measure, for `ldapsync sync`: also "entriesRead apply_ms
   local entries apply
   entries=$(jq -r .entriesRead "$W/sync.json")
   apply=$(grep -o 'apply_ms=[0-9.]*' "$W/sync.log" | tail -1 | cut -d= -f2 || true) # none when nothing changed
-  awk -v e="$entries" -v a="${apply:--}" '{printf "%s %.2f %s %s %s\n", $1, $2 + $3, $4, e, a}' "$W/time"
+  tail -1 "$W/time" | awk -v e="$entries" -v a="${apply:--}" '{printf "%s %.2f %s %s %s\n", $1, $2 + $3, $4, e, a}'
 }
 
 # Incremental syncs against the full one of the same run: unchanged, then 100 changes each run
