@@ -10,6 +10,7 @@
 # skips them. BENCH_LOOKUPS (default "lookup postfix") chooses among them: the HTTP API and index
 # (lookup), Postfix's postmap through the socketmap against its ldap: table (postfix). Runs as root; builds the release binary outside and measures inside a private netns.
 set -euo pipefail
+trap 'echo "bench: failed at line $LINENO: $BASH_COMMAND" >&2' ERR
 cd "$(dirname "$0")/.."
 if [ -z "${IN_BENCH_NETNS:-}" ]; then
   bash scripts/install-deps.sh
@@ -287,7 +288,9 @@ YAML
   done
   # Incremental syncs after the last full one (uSNChanged; svc-sync may not read tombstones, so
   # deletions come from an id listing).
-  sq -o ldif-wrap=no '(&(objectCategory=person)(objectClass=user))' 1.1 | awk '/^dn: /{print substr($0, 5)}' | head -100 > "$S/changed"
+  # (All of them first: `head` closing the pipe early would fail it under pipefail.)
+  sq -o ldif-wrap=no '(&(objectCategory=person)(objectClass=user))' 1.1 | awk '/^dn: /{print substr($0, 5)}' > "$S/users"
+  head -100 "$S/users" > "$S/changed"
   change_100() {
     local r=$1
     while read -r dn; do printf 'dn: %s\nchangetype: modify\nreplace: displayName\ndisplayName: Changed %s\n\n' "$dn" "$r"; done < "$S/changed" |

@@ -10,7 +10,6 @@ use serde::Serialize;
 use crate::api::{LdapConnection, LdapConnectionSpec};
 use crate::directory::sync::SyncError;
 use crate::domain::codec::content_hash;
-use crate::domain::deletion::ObjectIds;
 use crate::domain::duplicates::find_duplicates;
 use crate::domain::incremental::{DeletionSource, FullReason};
 use crate::domain::reason::Reason;
@@ -224,14 +223,15 @@ pub async fn sync(
     // aside by the load, and the sync starts from scratch.
     let (mut previous, siblings): (Vec<_>, Vec<_>) =
         store.load_all()?.into_iter().partition(|s| s.snapshot.connection.uid == connection.uid);
-    let previous = previous.pop();
-    let served = previous.as_ref().map(|p| Arc::new(p.snapshot.clone()));
+    let (served, stored_hash, stored_size) = match previous.pop() {
+        Some(stored) => (Some(Arc::new(stored.snapshot)), stored.hash, stored.size),
+        None => (None, String::new(), 0),
+    };
     let siblings: Vec<Arc<Snapshot>> = siblings.into_iter().map(|s| Arc::new(s.snapshot)).collect();
     let request = SyncRequest {
         connection: connection.clone(),
         spec: &spec,
         dns_server,
-        previous: served.as_deref().map(ObjectIds::of),
         approval: approve,
         siblings: siblings.clone(),
         progress: Arc::default(),
@@ -243,13 +243,12 @@ pub async fn sync(
         SyncOutcome::Held { held, .. } => return Err(CliError::Held(held.to_string())),
         SyncOutcome::Unchanged { snapshot, site, read, .. } => {
             // Nothing changed: the stored snapshot is the result, as it is.
-            let (snapshot_hash, size) = previous.map_or((String::new(), 0), |p| (p.hash, p.size));
             let duplicates = find_duplicates(siblings.iter().map(|s| s.as_ref()).chain([snapshot.as_ref()]));
             Synced {
                 content_hash: content_hash(&snapshot).map_err(PipelineError::from)?,
                 snapshot,
-                snapshot_hash,
-                size,
+                snapshot_hash: stored_hash,
+                size: stored_size,
                 deleted: 0,
                 duplicates,
                 site,

@@ -12,7 +12,6 @@ use super::context::{AgentContext, annotation, conn_name, connection_ref};
 use super::metrics::SyncResult;
 use crate::api::{APPROVE_DELETIONS_ANNOTATION, CacheStore, LdapConnection, NodeStatus, SYNC_REQUESTED_AT_ANNOTATION};
 use crate::domain::codec::Encoded;
-use crate::domain::deletion::ObjectIds;
 use crate::domain::incremental::SyncState;
 use crate::domain::reason::with_sources;
 use crate::domain::row::{Attempt, Outcome, WorkerMemory};
@@ -231,7 +230,6 @@ async fn run_pipeline(
         connection: connection_ref(conn),
         spec: &conn.spec,
         dns_server: ctx.dns_server.as_deref(),
-        previous: served.as_deref().map(ObjectIds::of),
         approval: annotation(conn, APPROVE_DELETIONS_ANNOTATION),
         siblings: ctx.siblings(uid),
         progress,

@@ -31,31 +31,12 @@ pub struct DeletionHeld {
 /// How many removed objects a hold names.
 pub const REMOVED_SAMPLE: usize = 5;
 
-/// The stable ids of a snapshot's objects: all the deletion check needs of the previous snapshot,
-/// so the snapshot itself need not stay in memory while the next one is read.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ObjectIds(HashSet<String>);
-
-impl ObjectIds {
-    pub fn of(snapshot: &Snapshot) -> Self {
-        Self(snapshot.objects.iter().map(|o| o.id.clone()).collect())
-    }
-
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
 /// Objects of `previous` that `next` no longer has (by stable id), and the smallest few of them.
-pub fn deleted_objects(previous: &ObjectIds, next: &Snapshot) -> (u64, Vec<String>) {
+pub fn deleted_objects(previous: &Snapshot, next: &Snapshot) -> (u64, Vec<String>) {
     let kept: HashSet<&str> = next.objects.iter().map(|o| o.id.as_str()).collect();
     let mut count = 0;
     let mut sample: Vec<&str> = Vec::with_capacity(REMOVED_SAMPLE + 1);
-    for id in previous.0.iter().filter(|id| !kept.contains(id.as_str())) {
+    for id in previous.objects.iter().map(|o| &o.id).filter(|id| !kept.contains(id.as_str())) {
         count += 1;
         if sample.len() < REMOVED_SAMPLE || sample.last().is_some_and(|last| id.as_str() < *last) {
             let at = sample.partition_point(|s| *s < id.as_str());
@@ -74,7 +55,7 @@ pub fn approval_names(approval: &str, hash: &str) -> bool {
 
 /// Checks `next` against `previous`. `approved_hash` lets exactly the snapshot with that hash through.
 pub fn check_deletions(
-    previous: Option<&ObjectIds>,
+    previous: Option<&Snapshot>,
     next: &Snapshot,
     next_hash: &str,
     limits: DeletionLimits,
@@ -84,7 +65,7 @@ pub fn check_deletions(
         return Ok(0);
     };
     let (deleted, removed_sample) = deleted_objects(previous, next);
-    let total = previous.len() as u64;
+    let total = previous.objects.len() as u64;
     let over_count = limits.max_objects > 0 && deleted > limits.max_objects;
     let over_percent = limits.max_percent > 0 && total > 0 && deleted * 100 > limits.max_percent * total;
     if (over_count || over_percent) && !approved_hash.is_some_and(|a| approval_names(a, next_hash)) {
@@ -139,7 +120,7 @@ mod tests {
 
     #[test]
     fn a_hold_names_the_smallest_removed_ids() {
-        let previous = ObjectIds::of(&snap(0..100));
+        let previous = snap(0..100);
         let held = check_deletions(Some(&previous), &snap(50..60), "h1", DEFAULT, None).expect_err("held");
         assert_eq!(held.deleted, 90);
         assert_eq!(held.removed_sample, ["id0", "id1", "id10", "id11", "id12"]);
@@ -167,7 +148,6 @@ mod tests {
             ("approved in a list", Some(snap(0..10)), snap(0..0), DEFAULT, Some("h0,h1"), Ok(10)),
         ];
         for (name, prev, next, limits, approval, want) in cases {
-            let prev = prev.as_ref().map(ObjectIds::of);
             let got = check_deletions(prev.as_ref(), &next, "h1", limits, approval).map_err(|h| h.deleted);
             assert_eq!(got, want, "{name}");
         }
@@ -175,8 +155,7 @@ mod tests {
 
     #[test]
     fn the_hold_message_names_the_numbers_and_the_hash() {
-        let held = check_deletions(Some(&ObjectIds::of(&snap(0..100))), &snap(50..100), "abc123", DEFAULT, None)
-            .expect_err("held");
+        let held = check_deletions(Some(&snap(0..100)), &snap(50..100), "abc123", DEFAULT, None).expect_err("held");
         assert_eq!((held.previous, held.next, held.deleted), (100, 50, 50));
         let msg = held.to_string();
         assert!(msg.contains("remove 50 of 100") && msg.contains("abc123"), "{msg}");

@@ -14,7 +14,7 @@ use crate::api::LdapConnectionSpec;
 use crate::directory::dns::DnsResolver;
 use crate::directory::sync::{ConnectionSecrets, PreparedConnection, Previous, SnapshotRead, SyncError};
 use crate::domain::codec::{self, CodecError, Encoded};
-use crate::domain::deletion::{DeletionHeld, DeletionLimits, ObjectIds, check_deletions};
+use crate::domain::deletion::{DeletionHeld, DeletionLimits, check_deletions};
 use crate::domain::duplicates::{DuplicateReport, find_duplicates};
 use crate::domain::duration::parse_duration;
 use crate::domain::incremental::{FullReason, ReadSummary, SyncMode, SyncState, plan_fingerprint, plan_next};
@@ -86,15 +86,13 @@ pub struct SyncRequest<'a> {
     pub spec: &'a LdapConnectionSpec,
     /// DNS server for SRV lookups instead of the system resolver.
     pub dns_server: Option<&'a str>,
-    /// The objects of the snapshot served now: the deletion-safety guard compares against them.
-    pub previous: Option<ObjectIds>,
     /// The content hash an administrator approved (`ldapsync.io/approve-deletions`).
     pub approval: Option<&'a str>,
     /// The other snapshots served beside this one: duplicates are counted across all of them.
     pub siblings: Vec<Arc<Snapshot>>,
     /// Objects read so far, for progress metrics.
     pub progress: Arc<AtomicU64>,
-    /// The snapshot served now: a delta applies to it.
+    /// The snapshot served now: a delta applies to it, the deletion-safety guard compares with it.
     pub served: Option<Arc<Snapshot>>,
     /// Where change tracking stands for `served`, when newer than the state stored with it (a
     /// delta that changed nothing advances it without rewriting the snapshot).
@@ -226,7 +224,7 @@ pub async fn run(
         max_objects: u64::from(request.spec.deletion_safety.max_deleted_objects),
         max_percent: u64::from(request.spec.deletion_safety.max_deleted_percent),
     };
-    let deleted = match check_deletions(request.previous.as_ref(), &snapshot, &content_hash, limits, request.approval) {
+    let deleted = match check_deletions(request.served.as_deref(), &snapshot, &content_hash, limits, request.approval) {
         Ok(deleted) => deleted,
         Err(held) => return Ok(SyncOutcome::Held { held, encoded }),
     };
