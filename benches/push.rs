@@ -1,7 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stdout, unreachable_pub, dead_code)] // bench code states its expectations
 //! Push latency: a user added on the server, until the agent's lookup API answers for it, with
 //! `spec.incremental.push` and no poll (default 30-minute schedule). 20 trials on slapd
-//! (refreshAndPersist) and 5 on Samba (change notification, which Samba sends on a ~5 s tick):
+//! (refreshAndPersist) and 20 on Samba (change notification, which Samba sends on a ~5 s tick):
 //! end to end, and from the notification's arrival at the agent (its push counter) to the answer
 //! — what ldapsync adds to the server's own delay.
 //!
@@ -161,7 +161,7 @@ async fn main() {
     let (agent, _controller, _store) = gateway("bench-push-samba", spec).await;
     let (total, after) = trials(
         &agent,
-        5,
+        20,
         |n| format!("p{n}-{run}@corp.example.test"),
         |n| {
             ldapmodify(
