@@ -415,6 +415,9 @@ impl SnapshotBuilder {
     /// provided every group whose listed members changed was read again.
     pub fn keep(&mut self, old: &Snapshot, reread: &FxHashSet<&str>) -> Result<(), SnapshotError> {
         let mut now_at: Vec<Option<u32>> = vec![None; old.objects.len()];
+        // Sized once: growing a table of every DN rehashes it several times over.
+        self.by_dn.reserve(old.objects.len());
+        self.memberships.reserve(old.objects.iter().map(|o| o.member_of.len()).sum());
         for (at, object) in old.objects.iter().enumerate() {
             if reread.contains(object.id.as_str()) {
                 continue;
