@@ -107,13 +107,14 @@ async fn read_message(stream: &mut (impl AsyncReadExt + Unpin)) -> Option<Reques
     let id_len = usize::from(*body.get(1)?);
     let id = body.get(2..2 + id_len)?.iter().fold(0u32, |n, b| n << 8 | u32::from(*b));
     let op = *body.get(2 + id_len)?;
-    // A search request opens with its base DN, an OCTET STRING: `04 00` when it is empty.
-    let op_len_octets = match *body.get(3 + id_len)? {
+    // A search request opens with its base DN, an OCTET STRING: `04 00` when it is empty. (Other
+    // requests may be shorter: an abandon is its tag, a length and the id.)
+    let op_len_octets = match body.get(3 + id_len).copied().unwrap_or(0) {
         short if short < 0x80 => 1,
         long => 1 + usize::from(long & 0x7f),
     };
-    let base = body.get(3 + id_len + op_len_octets..5 + id_len + op_len_octets)?;
-    Some(Request { id, op, reads_root_dse: op == 0x63 && base == [0x04, 0x00] })
+    let base = body.get(3 + id_len + op_len_octets..5 + id_len + op_len_octets);
+    Some(Request { id, op, reads_root_dse: op == 0x63 && base == Some(&[0x04, 0x00][..]) })
 }
 
 /// Starts the scripted server on 127.0.0.1; returns its port.
