@@ -107,7 +107,9 @@ samba_provision() {
   mkdir -p "$S/log" "$S/run" "$S/cache"
   # Private log/pid/socket paths; our own CA-signed certificate with SANs. `ldap server require strong
   # auth` stays at its default (yes): simple binds need TLS, GSSAPI on plain LDAP needs sealing.
-  sed -i "s#^\tlog file = .*#\tlog file = $S/log/log.%m\n\tpid directory = $S/run\n\tncalrpc dir = $S/run/ncalrpc\n\twinbindd socket directory = $S/run/winbindd\n\tntp signd socket directory = $S/run/ntp_signd\n\ttls certfile = $STATE/pki/server.pem\n\ttls keyfile = $STATE/pki/server.key\n\ttls cafile = $STATE/pki/ca.pem#" \
+  # Schema extensions over LDAP are allowed, as a site that extends its schema has them (the
+  # schema-change test of incremental sync adds a definition).
+  sed -i "s#^\tlog file = .*#\tlog file = $S/log/log.%m\n\tpid directory = $S/run\n\tncalrpc dir = $S/run/ncalrpc\n\twinbindd socket directory = $S/run/winbindd\n\tntp signd socket directory = $S/run/ntp_signd\n\ttls certfile = $STATE/pki/server.pem\n\ttls keyfile = $STATE/pki/server.key\n\ttls cafile = $STATE/pki/ca.pem\n\tdsdb:schema update allowed = true#" \
     "$S/etc/smb.conf"
 }
 

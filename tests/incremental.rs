@@ -312,6 +312,56 @@ async fn random_changes_on_slapd_sync_incrementally_to_what_a_full_sync_reads() 
     }
 }
 
+/// The stored snapshot's change-tracking state, as `change` leaves it (written back in place).
+fn edit_stored_state(store: &Path, change: impl FnOnce(&mut ldapsync::domain::incremental::SyncState)) {
+    let store = ldapsync::store::local::LocalStore::open(store).expect("store");
+    let mut snapshot = store.load("delta-uid").expect("load").expect("a snapshot").snapshot;
+    change(snapshot.sync_state.as_mut().expect("a change-tracking state"));
+    store.write("delta-uid", &ldapsync::domain::codec::encode(&snapshot).expect("encode")).expect("write");
+}
+
+/// A schema change means a full sync; the sync after it is incremental again. slapd with a static
+/// configuration stamps its schema with its start time: a snapshot stamped otherwise is read again.
+/// On Samba a real attribute definition is added (AD tells schema changes by their USNs).
+#[tokio::test]
+async fn a_schema_change_means_a_full_sync() {
+    let base = env("LDAPSYNC_TEST_DELTA_BASES");
+    let case = Case::new(&slapd_spec(base.split(';').next().expect("a base")));
+    let store = store_of(&case);
+    assert_eq!(case.sync_into(&store).await.mode, "Full");
+    let mut recorded = String::new();
+    edit_stored_state(&store, |state| {
+        recorded = state.schema.clone();
+        state.schema = "19700101000000Z".into();
+    });
+    assert!(recorded.len() == 15 && recorded.ends_with('Z'), "slapd's schema stamp: {recorded:?}");
+    let report = case.sync_into(&store).await;
+    assert_eq!((report.mode, report.full_reason), ("Full", Some("SchemaChanged")), "slapd");
+    let next = case.sync_into(&store).await;
+    assert_eq!((next.mode, next.full_reason), ("Incremental", None), "slapd after the full sync");
+
+    let case = Case::new(&ad_spec(&env("LDAPSYNC_TEST_AD_BASE"), &env("LDAPSYNC_TEST_AD_BIND_DN"), "ad-password"));
+    assert_eq!(case.sync_into(&store_of(&case)).await.mode, "Full");
+    let unchanged = case.sync_into(&store_of(&case)).await;
+    assert_eq!((unchanged.mode, unchanged.full_reason), ("Incremental", None), "Samba, nothing changed");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock");
+    // OID arcs must fit 32 bits: seconds, then microseconds.
+    let stamp = format!("{}.{}", now.as_secs(), now.subsec_micros());
+    ad(&format!(
+        "dn: CN=ldapsyncTest{name},CN=Schema,CN=Configuration,{}\nchangetype: add\nobjectClass: attributeSchema\nattributeID: 1.3.6.1.4.1.7165.4.255.77.{stamp}\nlDAPDisplayName: ldapsyncTest{name}\nattributeSyntax: 2.5.5.12\noMSyntax: 64\nisSingleValued: TRUE\n",
+        env("LDAPSYNC_TEST_AD_BASE"),
+        name = stamp.replace('.', "x"),
+    ));
+    let report = case.sync_into(&store_of(&case)).await;
+    assert_eq!((report.mode, report.full_reason), ("Full", Some("SchemaChanged")), "Samba");
+    let next = case.sync_into(&store_of(&case)).await;
+    assert_eq!(next.mode, "Incremental", "Samba after the full sync: {:?}", next.full_reason);
+}
+
+fn store_of(case: &Case) -> PathBuf {
+    case.dir.path().join("incremental")
+}
+
 /// An AD connection to `base` binding as `account` with the password in Secret `secret`.
 fn ad_spec(base: &str, account: &str, secret: &str) -> String {
     format!(

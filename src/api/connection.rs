@@ -589,7 +589,7 @@ pub struct SyncSummary {
     /// Objects an incremental sync changed, added or removed.
     pub changes_applied: i64,
     /// Why a sync that could have been incremental read everything (`NoState`, `SpecChanged`,
-    /// `Periodic`, `ServerChanged`, `StateRefused`, `Unsupported`, `Configured`).
+    /// `Periodic`, `ServerChanged`, `SchemaChanged`, `StateRefused`, `Unsupported`, `Configured`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub full_reason: Option<String>,
     /// How an incremental sync learnt of deletions: `Tombstones`, `IdListing` (the account may

@@ -17,7 +17,7 @@ use crate::domain::incremental::{
     plan_fingerprint,
 };
 use crate::domain::profile::{ObjectQuery, any_of};
-use crate::domain::snapshot::{ObjectKind, Snapshot, SnapshotBuilder, format_guid};
+use crate::domain::snapshot::{ObjectKind, RawEntry, Snapshot, SnapshotBuilder, format_guid};
 use crate::domain::syncrepl::{self, Refresh, SyncDone};
 
 /// AD's change notification control: a search that stays open and returns each change.
@@ -32,9 +32,13 @@ const IDS_PER_FILTER: usize = 50;
 pub struct TrackingPoint {
     pub tracking: ChangeTracking,
     pub server_identity: String,
+    /// When the server's schema last changed, as [`SyncState::schema`].
+    pub schema: String,
     pub watermark: Watermark,
     /// AD: the naming context the USN searches start from.
     naming_context: String,
+    /// AD: the schema's naming context, where a changed definition shows by its USN.
+    schema_context: String,
 }
 
 /// A delta read: the changes and the snapshot they give, or nothing when nothing changed.
@@ -55,7 +59,17 @@ impl PreparedConnection {
     /// `None` when it offers none this build uses (then every sync is a full read).
     pub(crate) async fn tracking_point(&self, session: &mut LdapSession) -> Result<Option<TrackingPoint>, SyncError> {
         let root = session
-            .read_entry("", &["highestCommittedUSN", "dsServiceName", "namingContexts", "supportedControl"])
+            .read_entry(
+                "",
+                &[
+                    "highestCommittedUSN",
+                    "dsServiceName",
+                    "namingContexts",
+                    "schemaNamingContext",
+                    "supportedControl",
+                    "subschemaSubentry",
+                ],
+            )
             .await?
             .unwrap_or_default();
         match self.spec.directory_type {
@@ -70,8 +84,11 @@ impl PreparedConnection {
                 Ok(Some(TrackingPoint {
                     tracking: ChangeTracking::UsnChanged,
                     server_identity: root.first("dsServiceName").unwrap_or_default().to_owned(),
+                    // The schema's USNs tell its changes (Samba's aggregate keeps a 1970 stamp).
+                    schema: String::new(),
                     watermark: Watermark::Usn(usn),
                     naming_context,
+                    schema_context: root.first("schemaNamingContext").unwrap_or_default().to_owned(),
                 }))
             }
             DirectoryType::Generic => {
@@ -87,10 +104,31 @@ impl PreparedConnection {
                 Ok(Some(TrackingPoint {
                     tracking: ChangeTracking::Syncrepl,
                     server_identity: String::new(),
+                    schema: self.schema_stamp(session, &root).await?,
                     watermark: Watermark::Cookie(cookie),
                     naming_context: String::new(),
+                    schema_context: String::new(),
                 }))
             }
+        }
+    }
+
+    /// When the schema `root` (a RootDSE) names last changed: OpenLDAP's `cn=Subschema` carries
+    /// it as `modifyTimestamp` (the start of a slapd with a static configuration, the last schema
+    /// change with `cn=config`). Empty when the server shows none.
+    async fn schema_stamp(&self, session: &mut LdapSession, root: &RawEntry) -> Result<String, SyncError> {
+        let Some(subschema) = root.first("subschemaSubentry").filter(|dn| !dn.is_empty()) else {
+            return Ok(String::new());
+        };
+        match session.read_entry(subschema, &["modifyTimestamp"]).await {
+            Ok(entry) => Ok(entry.and_then(|e| e.first("modifyTimestamp").map(str::to_owned)).unwrap_or_default()),
+            // A server that keeps its schema from this account still syncs: without a stamp,
+            // a schema change goes unseen until the periodic full sync.
+            Err(DirectoryError::Search { code, detail, .. }) => {
+                tracing::debug!(connection = %self.connection.name, code, %detail, "the schema's modifyTimestamp is not readable");
+                Ok(String::new())
+            }
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -100,6 +138,7 @@ impl PreparedConnection {
             tracking: point.tracking,
             server: server.to_owned(),
             server_identity: point.server_identity,
+            schema: point.schema,
             plan: plan_fingerprint(&self.spec.search_base, &self.plan),
             watermark: point.watermark,
             full_at,
@@ -121,6 +160,9 @@ impl PreparedConnection {
         if point.tracking != state.tracking || point.server_identity != state.server_identity {
             return Ok(Err(NeedFull(FullReason::ServerChanged)));
         }
+        if point.schema != state.schema {
+            return Ok(Err(NeedFull(FullReason::SchemaChanged)));
+        }
         let held: FxHashSet<&str> = served.objects.iter().map(|o| o.id.as_str()).collect();
         let (changes, watermark) = match (&state.watermark, &point.watermark) {
             (Watermark::Usn(since), Watermark::Usn(now)) if now < since => {
@@ -129,6 +171,9 @@ impl PreparedConnection {
             }
             (Watermark::Usn(since), Watermark::Usn(now)) if now == since => (ChangeSet::default(), point.watermark),
             (Watermark::Usn(since), Watermark::Usn(_)) => {
+                if self.schema_changed_since(session, &point.schema_context, *since).await? {
+                    return Ok(Err(NeedFull(FullReason::SchemaChanged)));
+                }
                 (self.usn_changes(session, &point.naming_context, *since, &held).await?, point.watermark)
             }
             (Watermark::Cookie(cookie), _) => {
@@ -256,6 +301,21 @@ impl PreparedConnection {
     /// Objects with a `uSNChanged` past `since` anywhere in the naming context (an object moved
     /// out of the base is found where it went), kept when they are in the base or cached; and
     /// the cached objects whose tombstones passed it.
+    /// Whether an attribute or class definition in the AD schema changed after USN `since`.
+    async fn schema_changed_since(
+        &self,
+        session: &mut LdapSession,
+        schema_context: &str,
+        since: u64,
+    ) -> Result<bool, SyncError> {
+        if schema_context.is_empty() {
+            return Ok(false);
+        }
+        let filter = format!("(uSNChanged>={})", since.saturating_add(1));
+        let changed = session.search_paged(schema_context, &filter, &["1.1"], self.spec.page_size, |_| {}).await?;
+        Ok(changed > 0)
+    }
+
     async fn usn_changes(
         &self,
         session: &mut LdapSession,

@@ -477,6 +477,7 @@ mod tests {
             tracking: ChangeTracking::UsnChanged,
             server: "dc1:389".into(),
             server_identity: "CN=NTDS Settings,CN=DC1".into(),
+            schema: "20261201000000.0Z".into(),
             plan: "abc".into(),
             watermark: Watermark::Usn(4711),
             full_at: 1_790_000_000,

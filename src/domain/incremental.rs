@@ -50,6 +50,10 @@ pub struct SyncState {
     /// What the server says it is (AD `dsServiceName`): a DC restored or replaced under the
     /// same name has another history.
     pub server_identity: String,
+    /// RFC 4533 servers: when the schema last changed (the `modifyTimestamp` of the subschema
+    /// subentry; empty when none shows). Other definitions can change what a read returns. (AD
+    /// schema changes show by USN in the schema's naming context instead.)
+    pub schema: String,
     /// [`plan_fingerprint`] of the read that produced the content.
     pub plan: String,
     pub watermark: Watermark,
@@ -107,6 +111,8 @@ pub enum FullReason {
     Periodic,
     /// The server that tracked the changes is not the one answering now.
     ServerChanged,
+    /// The server's schema changed since the content was read.
+    SchemaChanged,
     /// The server refused or no longer knows the cookie or watermark.
     StateRefused,
     /// The server offers no change tracking this build uses.
@@ -121,6 +127,7 @@ impl FullReason {
             Self::SpecChanged => "SpecChanged",
             Self::Periodic => "Periodic",
             Self::ServerChanged => "ServerChanged",
+            Self::SchemaChanged => "SchemaChanged",
             Self::StateRefused => "StateRefused",
             Self::Unsupported => "Unsupported",
         }
@@ -331,6 +338,7 @@ mod tests {
             tracking: ChangeTracking::Syncrepl,
             server: "ldap1:389".into(),
             server_identity: String::new(),
+            schema: "20261201000000Z".into(),
             plan: plan.into(),
             watermark: Watermark::Cookie(b"rid=001,csn=1".to_vec()),
             full_at,

@@ -44,6 +44,7 @@ fn a_delta_that_changed_nothing_keeps_what_the_row_shows_of_the_content() {
         tracking: ChangeTracking::Syncrepl,
         server: "ldap1:389".into(),
         server_identity: String::new(),
+        schema: String::new(),
         plan: "p".into(),
         watermark: Watermark::Cookie(b"c".to_vec()),
         full_at: ts("2026-01-01T00:00:02Z").as_second(),
