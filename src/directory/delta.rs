@@ -298,9 +298,6 @@ impl PreparedConnection {
         }
     }
 
-    /// Objects with a `uSNChanged` past `since` anywhere in the naming context (an object moved
-    /// out of the base is found where it went), kept when they are in the base or cached; and
-    /// the cached objects whose tombstones passed it.
     /// Whether an attribute or class definition in the AD schema changed after USN `since`.
     async fn schema_changed_since(
         &self,
@@ -316,6 +313,9 @@ impl PreparedConnection {
         Ok(changed > 0)
     }
 
+    /// Objects with a `uSNChanged` past `since` anywhere in the naming context (an object moved
+    /// out of the base is found where it went), kept when they are in the base or cached; and
+    /// the cached objects whose tombstones passed it.
     async fn usn_changes(
         &self,
         session: &mut LdapSession,
