@@ -488,6 +488,27 @@ mod tests {
         assert_eq!(content_hash(&tracked).expect("hash"), content_hash(&plain).expect("hash"));
     }
 
+    /// The bytes of version 3 stay what they were when it was introduced: files on disk and
+    /// approved content hashes must keep meaning the same content (zstd is pinned by Cargo.lock).
+    #[test]
+    fn version_3_bytes_are_stable() {
+        use crate::domain::incremental::{ChangeTracking, SyncState, Watermark};
+        let mut s = sample(300);
+        s.objects[1].sid = Some(vec![1, 5, 0, 0, 0, 0, 0, 5, 21, 0, 0, 0]);
+        s.objects[2].primary_group_sid = Some(vec![1, 5, 0, 0, 0, 0, 0, 5, 21, 0, 0, 1]);
+        s.sync_state = Some(SyncState {
+            tracking: ChangeTracking::Syncrepl,
+            server: "ldap1:389".into(),
+            server_identity: "rid=001".into(),
+            schema: "20261201000000Z".into(),
+            plan: "p".into(),
+            watermark: Watermark::Cookie("rid=000,csn=1".into()),
+            full_at: 1_790_000_000,
+        });
+        assert_eq!(encode(&s).expect("encode").hash, "5d42e6004f851759896954d5a237e7cd83c9c84cd77b184b475d4efc23f92a74");
+        assert_eq!(content_hash(&s).expect("hash"), "f7ad4531511a2dce8ceb92c93d26a7477693b40a55c5afe7c0ae47619affd40a");
+    }
+
     #[test]
     fn every_truncation_fails_cleanly() {
         let good = encode(&sample(20)).expect("encode").bytes;
