@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use ldapsync::domain::codec;
 use ldapsync::domain::index::Index;
-use ldapsync::domain::snapshot::{ConnectionRef, DirObject, ObjectKind, Snapshot};
+use ldapsync::domain::snapshot::{ConnectionRef, DirObject, Memberships, ObjectKind, Snapshot};
 
 const USERS: u32 = 100_000;
 const GROUPS: u32 = 1_000;
@@ -28,7 +28,6 @@ fn snapshot() -> Snapshot {
             disabled: false,
             primary_address: Some(format!("g{g:05}@volume.example")),
             addresses: vec![format!("g{g:05}@volume.example")],
-            member_of: if g % 10 == 1 { vec![g - 1] } else { vec![] },
             sid: None,
             primary_group_sid: None,
         })
@@ -43,7 +42,6 @@ fn snapshot() -> Snapshot {
         disabled: false,
         primary_address: Some(format!("u{i:07}@volume.example")),
         addresses: vec![format!("u{i:07}@volume.example")],
-        member_of: vec![i / per_group],
         sid: None,
         primary_group_sid: None,
     }));
@@ -53,7 +51,12 @@ fn snapshot() -> Snapshot {
         search_base: "dc=volume,dc=test".into(),
         taken_at: 0,
         server: "bench".into(),
-        objects,
+        objects: objects.into_iter().map(std::sync::Arc::new).collect(),
+        memberships: Memberships::from_lists(
+            (0..GROUPS)
+                .map(|g| if g % 10 == 1 { vec![g - 1] } else { vec![] })
+                .chain((0..USERS).map(|i| vec![i / per_group])),
+        ),
         unresolved_members: 0,
         foreign_members: Vec::new(),
         sync_state: None,

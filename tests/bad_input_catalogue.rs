@@ -98,6 +98,7 @@ fn good_snapshot() -> Vec<u8> {
         taken_at: 0,
         server: "s".into(),
         objects: vec![],
+        memberships: Default::default(),
         unresolved_members: 0,
         foreign_members: Vec::new(),
         sync_state: None,

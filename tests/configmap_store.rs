@@ -18,7 +18,7 @@ use support::{client, install_crds, namespace};
 /// A snapshot whose ids are pseudo-random hex, so it compresses poorly and needs several chunks.
 fn snapshot(connection: &ConnectionRef, n: u32, seed: u64) -> Snapshot {
     let mut x = seed | 1;
-    let objects = (0..n)
+    let objects: Vec<DirObject> = (0..n)
         .map(|i| {
             let mut id = String::new();
             for _ in 0..4 {
@@ -37,7 +37,6 @@ fn snapshot(connection: &ConnectionRef, n: u32, seed: u64) -> Snapshot {
                 disabled: false,
                 primary_address: Some(format!("u{i}@example.test")),
                 addresses: vec![format!("u{i}@example.test")],
-                member_of: vec![],
                 sid: None,
                 primary_group_sid: None,
             }
@@ -49,7 +48,8 @@ fn snapshot(connection: &ConnectionRef, n: u32, seed: u64) -> Snapshot {
         search_base: "dc=example,dc=test".into(),
         taken_at: 0,
         server: "ldap1".into(),
-        objects,
+        objects: objects.into_iter().map(std::sync::Arc::new).collect(),
+        memberships: Default::default(),
         unresolved_members: 0,
         foreign_members: Vec::new(),
         sync_state: None,

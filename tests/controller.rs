@@ -284,6 +284,7 @@ fn empty_snapshot(connection: &ConnectionRef) -> Snapshot {
         taken_at: 0,
         server: "dc1".into(),
         objects: vec![],
+        memberships: Default::default(),
         unresolved_members: 0,
         foreign_members: Vec::new(),
         sync_state: None,

@@ -14,7 +14,7 @@ use ldapsync::domain::codec::{decode, encode};
 use ldapsync::domain::dn::{Dn, normalize};
 use ldapsync::domain::keytab::{keytab_principals, single_principal};
 use ldapsync::domain::schedule::{Cron, parse_schedule};
-use ldapsync::domain::snapshot::{ConnectionRef, DirObject, ForeignMember, ObjectKind, Snapshot};
+use ldapsync::domain::snapshot::{ConnectionRef, DirObject, ForeignMember, Memberships, ObjectKind, Snapshot};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use sha2::{Digest, Sha256};
@@ -272,7 +272,8 @@ fn keytab_parsing() {
     });
 }
 
-fn dir_object() -> impl Strategy<Value = DirObject> {
+/// An object and its direct groups.
+fn dir_object() -> impl Strategy<Value = (DirObject, Vec<u32>)> {
     (
         prop_oneof![Just(ObjectKind::User), Just(ObjectKind::Contact), Just(ObjectKind::Group)],
         "\\PC{0,40}",
@@ -283,39 +284,45 @@ fn dir_object() -> impl Strategy<Value = DirObject> {
         proptest::collection::vec("[a-z0-9.]{1,10}@[a-z]{1,8}\\.test", 0..4),
         proptest::collection::vec(0u32..50, 0..5),
     )
-        .prop_map(|(kind, dn, id, account_name, display_name, disabled, addresses, member_of)| DirObject {
-            kind,
-            sid: (kind == ObjectKind::Group).then(|| dn.as_bytes().to_vec()),
-            dn,
-            id,
-            principal_name: account_name.as_ref().map(|a| format!("{a}@example.test")),
-            account_name,
-            display_name,
-            disabled,
-            primary_address: addresses.first().cloned(),
-            primary_group_sid: (kind == ObjectKind::User).then(|| member_of.len().to_le_bytes().to_vec()),
-            addresses,
-            member_of,
+        .prop_map(|(kind, dn, id, account_name, display_name, disabled, addresses, member_of)| {
+            let object = DirObject {
+                kind,
+                sid: (kind == ObjectKind::Group).then(|| dn.as_bytes().to_vec()),
+                dn,
+                id,
+                principal_name: account_name.as_ref().map(|a| format!("{a}@example.test")),
+                account_name,
+                display_name,
+                disabled,
+                primary_address: addresses.first().cloned(),
+                primary_group_sid: (kind == ObjectKind::User).then(|| member_of.len().to_le_bytes().to_vec()),
+                addresses,
+            };
+            (object, member_of)
         })
 }
 
 fn snapshot() -> impl Strategy<Value = Snapshot> {
     (proptest::collection::vec(dir_object(), 0..40), "\\PC{0,20}", any::<i64>(), any::<u64>()).prop_map(
-        |(objects, server, taken_at, unresolved_members)| Snapshot {
-            connection: ConnectionRef { namespace: "ns".into(), name: "c".into(), uid: "u".into() },
-            domain: "example.test".into(),
-            search_base: "dc=example,dc=test".into(),
-            taken_at,
-            server,
-            foreign_members: objects
-                .iter()
-                .enumerate()
-                .filter(|(_, o)| o.kind == ObjectKind::Group)
-                .map(|(i, o)| ForeignMember { group: i as u32, dn: format!("CN=outside,{}", o.dn) })
-                .collect(),
-            objects,
-            unresolved_members,
-            sync_state: None,
+        |(objects, server, taken_at, unresolved_members)| {
+            let (objects, lists): (Vec<DirObject>, Vec<Vec<u32>>) = objects.into_iter().unzip();
+            Snapshot {
+                connection: ConnectionRef { namespace: "ns".into(), name: "c".into(), uid: "u".into() },
+                domain: "example.test".into(),
+                search_base: "dc=example,dc=test".into(),
+                taken_at,
+                server,
+                foreign_members: objects
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, o)| o.kind == ObjectKind::Group)
+                    .map(|(i, o)| ForeignMember { group: i as u32, dn: format!("CN=outside,{}", o.dn) })
+                    .collect(),
+                objects: objects.into_iter().map(std::sync::Arc::new).collect(),
+                memberships: Memberships::from_lists(lists),
+                unresolved_members,
+                sync_state: None,
+            }
         },
     )
 }

@@ -72,9 +72,10 @@ impl Case {
             let mut lines: Vec<String> = snapshot
                 .objects
                 .iter()
-                .map(|o| {
+                .enumerate()
+                .map(|(at, o)| {
                     let groups: Vec<&str> =
-                        o.member_of.iter().map(|&g| snapshot.objects[g as usize].dn.as_str()).collect();
+                        snapshot.member_of(at).iter().map(|&g| snapshot.objects[g as usize].dn.as_str()).collect();
                     format!("{:?} {} {:?} in {groups:?}", o.kind, o.dn, o.addresses)
                 })
                 .collect();

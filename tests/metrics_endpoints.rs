@@ -133,6 +133,7 @@ async fn every_metrics_endpoint_parses_and_names_its_series() {
         taken_at: 1,
         server: "dc1:389".into(),
         objects: vec![],
+        memberships: Default::default(),
         unresolved_members: 0,
         foreign_members: Vec::new(),
         sync_state: None,

@@ -26,11 +26,12 @@ fn snapshot(tag: &str, n: u32) -> Snapshot {
                 disabled: false,
                 primary_address: Some(format!("u{i}@example.test")),
                 addresses: vec![format!("u{i}@example.test")],
-                member_of: vec![],
                 sid: None,
                 primary_group_sid: None,
             })
+            .map(std::sync::Arc::new)
             .collect(),
+        memberships: Default::default(),
         unresolved_members: 0,
         foreign_members: Vec::new(),
         sync_state: None,

@@ -17,7 +17,7 @@ use crate::domain::incremental::{
     plan_fingerprint,
 };
 use crate::domain::profile::{ObjectQuery, any_of};
-use crate::domain::snapshot::{ObjectKind, RawEntry, Snapshot, SnapshotBuilder, format_guid};
+use crate::domain::snapshot::{ObjectKind, Origin, RawEntry, Snapshot, SnapshotBuilder, format_guid};
 use crate::domain::syncrepl::{self, Refresh, SyncDone};
 
 /// AD's change notification control: a search that stays open and returns each change.
@@ -221,14 +221,17 @@ impl PreparedConnection {
         entries_read += self.read_again(session, &mut builder, &also).await?;
         let reread: FxHashSet<&str> = changed.iter().chain(&deleted).chain(&also).map(String::as_str).collect();
         let read_in = started.elapsed();
-        builder.keep(served, &reread)?;
-        let snapshot = builder.finish(
-            self.connection.clone(),
-            &self.spec.domain,
-            &self.spec.search_base,
-            session.server(),
-            crate::system::unix_now(),
-        );
+        let snapshot = builder.apply_to(
+            served,
+            &reread,
+            Origin {
+                connection: self.connection.clone(),
+                domain: &self.spec.domain,
+                search_base: &self.spec.search_base,
+                server: session.server(),
+                taken_at: crate::system::unix_now(),
+            },
+        )?;
         let changes = (changed.len() + deleted.len()) as u64;
         tracing::info!(
             connection = %self.connection.name,

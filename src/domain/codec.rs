@@ -116,7 +116,7 @@ pub fn content_hash(snapshot: &Snapshot) -> Result<String, CodecError> {
         &snapshot.connection,
         &snapshot.domain,
         &snapshot.search_base,
-        &snapshot.objects,
+        snapshot.stored_objects(),
         snapshot.unresolved_members,
         &snapshot.foreign_members,
     );
@@ -247,9 +247,10 @@ struct DirObjectV2 {
     member_of: Vec<u32>,
 }
 
-impl From<DirObjectV2> for super::snapshot::DirObject {
-    fn from(v2: DirObjectV2) -> Self {
-        let DirObjectV2 {
+impl DirObjectV2 {
+    /// The object and its direct groups.
+    fn split(self) -> (super::snapshot::DirObject, Vec<u32>) {
+        let Self {
             kind,
             dn,
             id,
@@ -260,8 +261,8 @@ impl From<DirObjectV2> for super::snapshot::DirObject {
             primary_address,
             addresses,
             member_of,
-        } = v2;
-        Self {
+        } = self;
+        let object = super::snapshot::DirObject {
             kind,
             dn,
             id,
@@ -271,10 +272,10 @@ impl From<DirObjectV2> for super::snapshot::DirObject {
             disabled,
             primary_address,
             addresses,
-            member_of,
             sid: None,
             primary_group_sid: None,
-        }
+        };
+        (object, member_of)
     }
 }
 
@@ -307,13 +308,23 @@ impl From<SnapshotV2> for Snapshot {
             unresolved_members,
             foreign_members,
         } = v2;
+        let mut memberships = super::snapshot::Memberships::default();
+        let objects = objects
+            .into_iter()
+            .map(|object| {
+                let (object, member_of) = object.split();
+                memberships.push(&member_of);
+                std::sync::Arc::new(object)
+            })
+            .collect();
         Snapshot {
             connection,
             domain,
             search_base,
             taken_at,
             server,
-            objects: objects.into_iter().map(Into::into).collect(),
+            objects,
+            memberships,
             unresolved_members,
             foreign_members,
             sync_state: None,
@@ -352,11 +363,14 @@ mod tests {
                     disabled: i % 7 == 0,
                     primary_address: Some(format!("u{i}@corp.example.com")),
                     addresses: vec![format!("u{i}@corp.example.com")],
-                    member_of: if i % 10 == 0 { vec![] } else { vec![i / 10 * 10] },
                     sid: None,
                     primary_group_sid: None,
                 })
+                .map(std::sync::Arc::new)
                 .collect(),
+            memberships: crate::domain::snapshot::Memberships::from_lists(
+                (0..n).map(|i| if i % 10 == 0 { vec![] } else { vec![i / 10 * 10] }),
+            ),
             unresolved_members: 3,
             foreign_members: vec![crate::domain::snapshot::ForeignMember {
                 group: 0,
@@ -434,8 +448,9 @@ mod tests {
         let objects: Vec<_> = s
             .objects
             .iter()
-            .map(|o| {
-                let o = o.clone();
+            .enumerate()
+            .map(|(at, o)| {
+                let o = DirObject::clone(o);
                 (
                     o.kind,
                     o.dn,
@@ -446,7 +461,7 @@ mod tests {
                     o.disabled,
                     o.primary_address,
                     o.addresses,
-                    o.member_of,
+                    s.member_of(at).to_vec(),
                 )
             })
             .collect();
@@ -494,8 +509,8 @@ mod tests {
     fn version_3_bytes_are_stable() {
         use crate::domain::incremental::{ChangeTracking, SyncState, Watermark};
         let mut s = sample(300);
-        s.objects[1].sid = Some(vec![1, 5, 0, 0, 0, 0, 0, 5, 21, 0, 0, 0]);
-        s.objects[2].primary_group_sid = Some(vec![1, 5, 0, 0, 0, 0, 0, 5, 21, 0, 0, 1]);
+        std::sync::Arc::make_mut(&mut s.objects[1]).sid = Some(vec![1, 5, 0, 0, 0, 0, 0, 5, 21, 0, 0, 0]);
+        std::sync::Arc::make_mut(&mut s.objects[2]).primary_group_sid = Some(vec![1, 5, 0, 0, 0, 0, 0, 5, 21, 0, 0, 1]);
         s.sync_state = Some(SyncState {
             tracking: ChangeTracking::Syncrepl,
             server: "ldap1:389".into(),
@@ -505,7 +520,10 @@ mod tests {
             watermark: Watermark::Cookie("rid=000,csn=1".into()),
             full_at: 1_790_000_000,
         });
-        assert_eq!(encode(&s).expect("encode").hash, "5d42e6004f851759896954d5a237e7cd83c9c84cd77b184b475d4efc23f92a74");
+        assert_eq!(
+            encode(&s).expect("encode").hash,
+            "5d42e6004f851759896954d5a237e7cd83c9c84cd77b184b475d4efc23f92a74"
+        );
         assert_eq!(content_hash(&s).expect("hash"), "f7ad4531511a2dce8ceb92c93d26a7477693b40a55c5afe7c0ae47619affd40a");
     }
 

@@ -105,11 +105,12 @@ mod tests {
                     disabled: false,
                     primary_address: None,
                     addresses: vec![],
-                    member_of: vec![],
                     sid: None,
                     primary_group_sid: None,
                 })
+                .map(std::sync::Arc::new)
                 .collect(),
+            memberships: Default::default(),
             unresolved_members: 0,
             foreign_members: Vec::new(),
             sync_state: None,

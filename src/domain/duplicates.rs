@@ -125,7 +125,6 @@ mod tests {
             disabled: false,
             primary_address: addresses.first().map(|a| a.to_string()),
             addresses: addresses.iter().map(|a| a.to_string()).collect(),
-            member_of: vec![],
             sid: None,
             primary_group_sid: None,
         }
@@ -138,7 +137,8 @@ mod tests {
             search_base: "DC=corp".into(),
             taken_at: 0,
             server: "dc1".into(),
-            objects,
+            objects: objects.into_iter().map(std::sync::Arc::new).collect(),
+            memberships: Default::default(),
             unresolved_members: 0,
             foreign_members: Vec::new(),
             sync_state: None,

@@ -257,10 +257,10 @@ pub fn cascade<'a>(
     let mut seen: FxHashSet<&str> = FxHashSet::default();
     for ReadAgain { id, dn: now_dn, primary_group_sid } in read_again {
         seen.insert(id);
-        match by_id.get(id).map(|&i| &old.objects[i]) {
-            Some(before) if same_dn(&before.dn, now_dn) => {
+        match by_id.get(id).map(|&i| (&old.objects[i], old.member_of(i))) {
+            Some((before, groups_before)) if same_dn(&before.dn, now_dn) => {
                 if before.primary_group_sid.as_deref() != primary_group_sid {
-                    let primary = before.member_of.iter().copied().filter(|&g| {
+                    let primary = groups_before.iter().copied().filter(|&g| {
                         old.objects
                             .get(g as usize)
                             .is_some_and(|g| g.sid.is_some() && g.sid == before.primary_group_sid)
@@ -268,8 +268,8 @@ pub fn cascade<'a>(
                     groups.extend(primary);
                 }
             }
-            Some(before) => {
-                groups.extend(&before.member_of);
+            Some((_, groups_before)) => {
+                groups.extend(groups_before);
                 listed_dns.push(now_dn.to_owned());
             }
             None => listed_dns.push(now_dn.to_owned()),
@@ -278,7 +278,7 @@ pub fn cascade<'a>(
     for id in removed {
         seen.insert(id);
         if let Some(&i) = by_id.get(id) {
-            groups.extend(&old.objects[i].member_of);
+            groups.extend(old.member_of(i));
         }
     }
     groups.sort_unstable();
@@ -450,7 +450,7 @@ mod tests {
         entries: impl IntoIterator<Item = (ObjectKind, crate::domain::snapshot::RawEntry)>,
         old: Option<(&Snapshot, &FxHashSet<&str>)>,
     ) -> Snapshot {
-        use crate::domain::snapshot::{AttributeNames, ConnectionRef, SnapshotBuilder};
+        use crate::domain::snapshot::{AttributeNames, ConnectionRef, Origin, SnapshotBuilder};
         let mut builder = SnapshotBuilder::new(AttributeNames::active_directory(vec!["mail".into()]));
         let mut entries: Vec<_> = entries.into_iter().collect();
         // The read plan's order: users, then groups.
@@ -458,10 +458,22 @@ mod tests {
         for (kind, entry) in entries {
             builder.add(kind, entry).expect("entry");
         }
-        if let Some((old, reread)) = old {
-            builder.keep(old, reread).expect("kept");
+        match old {
+            Some((old, reread)) => builder
+                .apply_to(
+                    old,
+                    reread,
+                    Origin {
+                        connection: ConnectionRef::default(),
+                        domain: "corp.test",
+                        search_base: "OU=In,DC=corp",
+                        server: "dc1",
+                        taken_at: 0,
+                    },
+                )
+                .expect("applied"),
+            None => builder.finish(ConnectionRef::default(), "corp.test", "OU=In,DC=corp", "dc1", 0),
         }
-        builder.finish(ConnectionRef::default(), "corp.test", "OU=In,DC=corp", "dc1", 0)
     }
 
     impl Model {
@@ -613,27 +625,32 @@ mod tests {
         }
     }
 
-    #[test]
-    fn random_changes_applied_as_deltas_give_the_full_read() {
-        for seed in 1..=300u64 {
+    /// A directory of `size` objects; each group lists every `spread`-th object before it.
+    fn initial(size: u32, spread: u32, referential_integrity: bool) -> Model {
+        let mut model = Model { objects: Vec::new(), referential_integrity };
+        for id in 1..=size {
+            let kind = if id % 4 == 0 { ObjectKind::Group } else { ObjectKind::User };
+            let place = if id % 5 == 0 { "OU=Out" } else { "OU=In" };
+            model.objects.push(ModelObject {
+                id,
+                kind,
+                dn: format!("CN=o{id},{place},DC=corp"),
+                name: format!("o{id}"),
+                members: (1..id)
+                    .filter(|m| (m + id) % spread == 0)
+                    .map(|m| format!("CN=o{m},{},DC=corp", if m % 5 == 0 { "OU=Out" } else { "OU=In" }))
+                    .collect(),
+                primary_rid: (kind == ObjectKind::User && id % 3 == 0).then_some(1004),
+            });
+        }
+        model
+    }
+
+    fn deltas_give_the_full_read(seeds: std::ops::RangeInclusive<u64>, size: u32, spread: u32) {
+        for seed in seeds {
             let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-            let mut model = Model { objects: Vec::new(), referential_integrity: seed % 2 == 0 };
-            for id in 1..=12u32 {
-                let kind = if id % 4 == 0 { ObjectKind::Group } else { ObjectKind::User };
-                let place = if id % 5 == 0 { "OU=Out" } else { "OU=In" };
-                model.objects.push(ModelObject {
-                    id,
-                    kind,
-                    dn: format!("CN=o{id},{place},DC=corp"),
-                    name: format!("o{id}"),
-                    members: (1..id)
-                        .filter(|m| (m + id) % 3 == 0)
-                        .map(|m| format!("CN=o{m},{},DC=corp", if m % 5 == 0 { "OU=Out" } else { "OU=In" }))
-                        .collect(),
-                    primary_rid: (kind == ObjectKind::User && id % 3 == 0).then_some(1004),
-                });
-            }
-            let mut next_id = 100;
+            let mut model = initial(size, spread, seed % 2 == 0);
+            let mut next_id = size + 100;
             let mut served = model.full();
             for step in 0..25 {
                 let mut touched = FxHashSet::default();
@@ -646,5 +663,16 @@ mod tests {
                 served = incremental;
             }
         }
+    }
+
+    #[test]
+    fn random_changes_applied_as_deltas_give_the_full_read() {
+        deltas_give_the_full_read(1..=300, 12, 3);
+    }
+
+    /// Big enough that a group read again lists more members than a delta looks up one by one.
+    #[test]
+    fn random_changes_to_a_larger_directory_give_the_full_read() {
+        deltas_give_the_full_read(1..=8, 300, 3);
     }
 }

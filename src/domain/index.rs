@@ -110,7 +110,7 @@ impl Index {
             let mut members: FxHashMap<u32, Vec<u32>> = FxHashMap::default();
             for (oi, object) in snapshot.objects.iter().enumerate() {
                 let r = Ref { snapshot: si as u32, object: oi as u32 };
-                for group in &object.member_of {
+                for group in snapshot.member_of(oi) {
                     members.entry(*group).or_default().push(oi as u32);
                 }
                 for address in &object.addresses {
@@ -182,7 +182,10 @@ impl Index {
         let mut seen: FxHashSet<Ref> = FxHashSet::default();
         let mut stack = vec![start];
         while let Some(r) = stack.pop() {
-            let local = self.object(r).member_of.iter().map(|g| Ref { snapshot: r.snapshot, object: *g });
+            let local = self.snapshots[r.snapshot as usize]
+                .member_of(r.object as usize)
+                .iter()
+                .map(|g| Ref { snapshot: r.snapshot, object: *g });
             let foreign = self.foreign_groups.get(&r).into_iter().flatten().copied();
             for g in local.chain(foreign) {
                 if g != start && seen.insert(g) {

@@ -1,7 +1,9 @@
 //! The snapshot: every cached object of one connection, its addresses and group memberships,
 //! built from directory entries in a deterministic order.
 
-use rustc_hash::{FxHashMap, FxHashSet};
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use super::address::AddressSet;
@@ -30,8 +32,10 @@ impl ObjectKind {
     }
 }
 
-/// One cached object.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One cached object. Its groups are kept beside it in [`Snapshot::memberships`]: they are
+/// indices that shift when objects come or go, the object itself does not change, so a delta
+/// shares every object it did not read again with the snapshot it applies to.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DirObject {
     pub kind: ObjectKind,
     /// The DN as the directory returned it.
@@ -48,8 +52,6 @@ pub struct DirObject {
     pub primary_address: Option<String>,
     /// Normalised, sorted, distinct.
     pub addresses: Vec<String>,
-    /// Direct groups, as indices into [`Snapshot::objects`], sorted.
-    pub member_of: Vec<u32>,
     /// AD objectSid of a group: what users' `primaryGroupID` points to.
     pub sid: Option<Vec<u8>>,
     /// AD: the SID of a user's primary group (a membership no `member` list shows).
@@ -64,8 +66,8 @@ pub struct ConnectionRef {
     pub uid: String,
 }
 
-/// A complete, consistent picture of one connection's directory.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A complete, consistent picture of one connection's directory. Stored as [`stored`] says.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Snapshot {
     pub connection: ConnectionRef,
     pub domain: String,
@@ -75,7 +77,9 @@ pub struct Snapshot {
     /// The server that served the read.
     pub server: String,
     /// Sorted by normalised DN.
-    pub objects: Vec<DirObject>,
+    pub objects: Vec<Arc<DirObject>>,
+    /// The direct groups of each object.
+    pub memberships: Memberships,
     /// Group members that are not objects of this snapshot (outside the base, foreign principals).
     pub unresolved_members: u64,
     /// Those members by DN, with their group: another connection of the same domain served
@@ -85,6 +89,93 @@ pub struct Snapshot {
     /// incremental sync asks from. Not content: left out of the content hash.
     pub sync_state: Option<SyncState>,
 }
+
+/// The direct groups of every object of a snapshot, as indices into [`Snapshot::objects`], in one
+/// table (no allocation per object).
+#[derive(Debug, Clone, Default)]
+pub struct Memberships {
+    /// Object `i`'s groups are `groups[offsets[i]..offsets[i + 1]]`; empty when no object has any.
+    offsets: Vec<usize>,
+    groups: Vec<u32>,
+}
+
+impl Memberships {
+    /// From each object's groups, in object order.
+    pub fn from_lists<L: AsRef<[u32]>>(lists: impl IntoIterator<Item = L>) -> Self {
+        let mut out = Self::default();
+        for list in lists {
+            out.push(list.as_ref());
+        }
+        out
+    }
+
+    /// Appends the next object's groups: sorted, each once.
+    pub fn push(&mut self, groups: &[u32]) {
+        if self.offsets.is_empty() {
+            self.offsets.push(0);
+        }
+        let start = self.groups.len();
+        self.groups.extend_from_slice(groups);
+        let added = &mut self.groups[start..];
+        if !added.is_sorted_by(|a, b| a < b) {
+            added.sort_unstable();
+            let mut kept = start;
+            for at in start..self.groups.len() {
+                if kept == start || self.groups[kept - 1] != self.groups[at] {
+                    self.groups[kept] = self.groups[at];
+                    kept += 1;
+                }
+            }
+            self.groups.truncate(kept);
+        }
+        self.offsets.push(self.groups.len());
+    }
+
+    /// From (member, group) pairs, sorted and each once, of `objects` objects.
+    fn from_sorted_pairs(pairs: &[(u32, u32)], objects: usize) -> Self {
+        let mut offsets = Vec::with_capacity(objects + 1);
+        let mut groups = Vec::with_capacity(pairs.len());
+        offsets.push(0);
+        let mut next = 0;
+        for object in 0..objects as u32 {
+            while let Some(&(member, group)) = pairs.get(next)
+                && member == object
+            {
+                groups.push(group);
+                next += 1;
+            }
+            offsets.push(groups.len());
+        }
+        Self { offsets, groups }
+    }
+
+    /// Object `object`'s direct groups, sorted.
+    pub fn of(&self, object: usize) -> &[u32] {
+        match (self.offsets.get(object), self.offsets.get(object + 1)) {
+            (Some(&start), Some(&end)) => &self.groups[start..end],
+            _ => &[],
+        }
+    }
+
+    /// Memberships of every object together.
+    pub fn total(&self) -> usize {
+        self.groups.len()
+    }
+
+    /// Objects that have a row (trailing objects without groups may have none).
+    fn rows(&self) -> usize {
+        self.offsets.len().saturating_sub(1)
+    }
+}
+
+/// Equal when every object has the same groups, however the rows were laid out.
+impl PartialEq for Memberships {
+    fn eq(&self, other: &Self) -> bool {
+        (0..self.rows().max(other.rows())).all(|at| self.of(at) == other.of(at))
+    }
+}
+
+impl Eq for Memberships {}
 
 /// A group member that is not an object of its group's snapshot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -124,7 +215,7 @@ impl Snapshot {
     /// Every group `index` belongs to, directly or through nested groups; cycles are safe.
     pub fn transitive_groups(&self, index: usize) -> Vec<u32> {
         let mut out: Vec<u32> = Vec::new();
-        let mut stack: Vec<u32> = self.objects.get(index).map(|o| o.member_of.clone()).unwrap_or_default();
+        let mut stack: Vec<u32> = self.member_of(index).to_vec();
         // Objects belong to few groups: a linear check of `out` beats a set sized to the snapshot.
         while let Some(g) = stack.pop() {
             let gi = g as usize;
@@ -132,10 +223,15 @@ impl Snapshot {
                 continue;
             }
             out.push(g);
-            stack.extend(self.objects[gi].member_of.iter().copied());
+            stack.extend(self.member_of(gi).iter().copied());
         }
         out.sort_unstable();
         out
+    }
+
+    /// Object `index`'s direct groups, sorted.
+    pub fn member_of(&self, index: usize) -> &[u32] {
+        self.memberships.of(index)
     }
 }
 
@@ -383,7 +479,6 @@ impl SnapshotBuilder {
             disabled,
             primary_address,
             addresses,
-            member_of: Vec::new(),
             sid,
             primary_group_sid,
             dn: entry.dn,
@@ -405,49 +500,6 @@ impl SnapshotBuilder {
             }
         }
         self.count += 1;
-    }
-
-    /// Takes the objects of `old` that a delta leaves as they were: every object but those whose
-    /// id is in `reread` (changed or deleted), and but those whose DN an entry added before took.
-    /// Memberships that kept groups list come along (by DN where the member was read again);
-    /// members of groups read again come from their entries, primary groups from the SIDs. So
-    /// [`Self::finish`] derives exactly what a full read of the same directory state derives,
-    /// provided every group whose listed members changed was read again.
-    pub fn keep(&mut self, old: &Snapshot, reread: &FxHashSet<&str>) -> Result<(), SnapshotError> {
-        let mut now_at: Vec<Option<u32>> = vec![None; old.objects.len()];
-        // Sized once: growing a table of every DN rehashes it several times over.
-        self.by_dn.reserve(old.objects.len());
-        self.memberships.reserve(old.objects.iter().map(|o| o.member_of.len()).sum());
-        for (at, object) in old.objects.iter().enumerate() {
-            if reread.contains(object.id.as_str()) {
-                continue;
-            }
-            let key = dn::normalize(&object.dn)
-                .map_err(|e| SnapshotError::BadDn { dn: object.dn.clone(), reason: e.to_string() })?;
-            let std::collections::hash_map::Entry::Vacant(slot) = self.by_dn.entry(key) else { continue };
-            let index = self.count as u32;
-            slot.insert(index);
-            now_at[at] = Some(index);
-            self.push(DirObject { member_of: Vec::new(), ..object.clone() });
-        }
-        for (at, object) in old.objects.iter().enumerate() {
-            for &group in &object.member_of {
-                let Some(group_now) = now_at.get(group as usize).copied().flatten() else { continue };
-                if is_primary_group(object, &old.objects[group as usize]) {
-                    continue;
-                }
-                match now_at[at] {
-                    Some(member_now) => self.memberships.push((member_now, group_now)),
-                    None => self.pending_members.push((group_now, object.dn.clone())),
-                }
-            }
-        }
-        for foreign in &old.foreign_members {
-            if let Some(group_now) = now_at.get(foreign.group as usize).copied().flatten() {
-                self.pending_members.push((group_now, foreign.dn.clone()));
-            }
-        }
-        Ok(())
     }
 
     fn add_members(&mut self, group: u32, members: Vec<String>) {
@@ -483,22 +535,13 @@ impl SnapshotBuilder {
         server: &str,
         taken_at: i64,
     ) -> Snapshot {
-        let Self { chunks, count, by_dn, memberships, pending_members, .. } = self;
-        // Direct groups of each object, by the order objects were read.
-        let mut groups_of: Vec<Vec<u32>> = vec![Vec::new(); count];
-        let mut unresolved = 0u64;
-        for (member, group) in memberships {
-            groups_of[member as usize].push(group);
-        }
+        let Self { chunks, count, by_dn, mut memberships, pending_members, .. } = self;
         let mut key = String::new();
         let mut foreign = Vec::new();
         for (group, member) in pending_members {
             match dn::normalize_into(&member, &mut key).ok().and_then(|()| by_dn.get(key.as_str()).copied()) {
-                Some(m) => groups_of[m as usize].push(group),
-                None => {
-                    unresolved += 1;
-                    foreign.push((group, member));
-                }
+                Some(m) => memberships.push((m, group)),
+                None => foreign.push((group, member)),
             }
         }
         // A primary group outside the sync (another base, a filtered group) is no member value
@@ -511,36 +554,31 @@ impl SnapshotBuilder {
             .collect();
         for (at, object) in chunks.iter().flatten().enumerate() {
             if let Some(group) = object.primary_group_sid.as_deref().and_then(|sid| group_sids.get(sid)) {
-                groups_of[at].push(*group);
+                memberships.push((at as u32, *group));
             }
         }
         drop(group_sids);
         let mut order: Vec<(String, u32)> = by_dn.into_iter().collect();
         order.sort_unstable();
-        // target[old] = new position; then permute in place (no second copy of every object).
+        // target[read] = position in DN order.
         let mut target = vec![0u32; order.len()];
         for (new, (_, old)) in order.iter().enumerate() {
             target[*old as usize] = new as u32;
         }
         drop(order);
-        // One exact-size vector, filled chunk by chunk so only one chunk is ever held twice.
-        let mut objects = Vec::with_capacity(count);
+        let mut objects: Vec<Arc<DirObject>> = Vec::with_capacity(count);
         for chunk in chunks {
-            objects.extend(chunk);
+            objects.extend(chunk.into_iter().map(Arc::new));
         }
-        for (object, mut groups) in objects.iter_mut().zip(groups_of) {
-            // Renumbered in place: 100k users in a group each would otherwise mean 100k more
-            // allocations and frees.
-            for g in &mut groups {
-                *g = target[*g as usize];
-            }
-            groups.sort_unstable();
-            groups.dedup();
-            object.member_of = groups;
+        for pair in &mut memberships {
+            *pair = (target[pair.0 as usize], target[pair.1 as usize]);
         }
-        let mut foreign_members: Vec<ForeignMember> =
-            foreign.into_iter().map(|(group, dn)| ForeignMember { group: target[group as usize], dn }).collect();
-        foreign_members.sort_unstable_by(|a, b| (a.group, &a.dn).cmp(&(b.group, &b.dn)));
+        memberships.sort_unstable();
+        memberships.dedup();
+        let memberships = Memberships::from_sorted_pairs(&memberships, count);
+        let unresolved_members = foreign.len() as u64;
+        let foreign_members = sorted_foreign(foreign.into_iter().map(|(group, dn)| (target[group as usize], dn)));
+        // Permuted in place: moving pointers, not objects.
         for i in 0..objects.len() {
             while target[i] as usize != i {
                 let j = target[i] as usize;
@@ -555,11 +593,19 @@ impl SnapshotBuilder {
             taken_at,
             server: server.to_owned(),
             objects,
-            unresolved_members: unresolved,
+            memberships,
+            unresolved_members,
             foreign_members,
             sync_state: None,
         }
     }
+}
+
+/// Foreign members in their stored order: by group, then DN.
+fn sorted_foreign(members: impl IntoIterator<Item = (u32, String)>) -> Vec<ForeignMember> {
+    let mut out: Vec<ForeignMember> = members.into_iter().map(|(group, dn)| ForeignMember { group, dn }).collect();
+    out.sort_unstable_by(|a, b| (a.group, &a.dn).cmp(&(b.group, &b.dn)));
+    out
 }
 
 /// Whether `group` is `member`'s AD primary group (a membership derived from SIDs, not listed).
@@ -581,3 +627,9 @@ pub fn format_guid(b: &[u8]) -> String {
 
 #[cfg(test)]
 pub(crate) mod tests;
+
+mod apply;
+mod stored;
+
+pub use apply::Origin;
+pub use stored::StoredObjects;

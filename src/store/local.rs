@@ -217,6 +217,7 @@ mod tests {
             taken_at: 1,
             server: server.into(),
             objects: vec![],
+            memberships: Default::default(),
             unresolved_members: 0,
             foreign_members: Vec::new(),
             sync_state: None,
