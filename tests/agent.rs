@@ -136,6 +136,12 @@ async fn three_pods_sync_on_their_own_survive_an_outage_and_purge_on_delete() {
 
     // A manual request: every pod syncs once and echoes it.
     let before: Vec<_> = synced.iter().map(|r| (r.pod.clone(), r.last_attempt_time.clone())).collect();
+    // Status times have whole seconds: let the clock leave the first syncs' second, so that the
+    // new attempts show.
+    let latest = before.iter().filter_map(|(_, t)| t.as_ref().map(|t| t.0)).max().expect("attempt times");
+    while jiff::Timestamp::now().as_second() <= latest.as_second() {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     annotate(&api, "corp", "ldapsync.io/sync-requested-at", "2026-11-30T10:00:00Z").await;
     let handled = wait_rows(&api, "corp", &pods, "the request handled", |r| {
         r.last_handled_sync_request.as_deref() == Some("2026-11-30T10:00:00Z") && r.phase == Some(NodePhase::Synced)
