@@ -12,11 +12,12 @@ use crate::directory::sync::SyncError;
 use crate::domain::codec::content_hash;
 use crate::domain::duplicates::find_duplicates;
 use crate::domain::incremental::{DeletionSource, FullReason};
+use crate::domain::lazy::{Lazy, LoadFailed};
 use crate::domain::reason::Reason;
 use crate::domain::snapshot::{ConnectionRef, Snapshot};
-use crate::store::local::{LocalStore, StoreError};
+use crate::store::local::{LocalStore, SnapshotSummary, StoreError};
 use crate::sync::secrets::FileSource;
-use crate::sync::{PipelineError, SyncOutcome, SyncRequest, Synced};
+use crate::sync::{PipelineError, Served, SyncOutcome, SyncRequest, Synced};
 pub use crate::system::unix_now;
 
 /// A failed CLI command, with a stable reason.
@@ -219,69 +220,148 @@ pub async fn sync(
 ) -> Result<SyncReport, CliError> {
     let (connection, spec) = load_manifest(manifest)?;
     let store = LocalStore::open(store_dir)?;
-    // The stored snapshot of this connection is what a delta applies to. A damaged file is set
-    // aside by the load, and the sync starts from scratch.
-    let (mut previous, siblings): (Vec<_>, Vec<_>) =
-        store.load_all()?.into_iter().partition(|s| s.snapshot.connection.uid == connection.uid);
-    let (served, stored_hash, stored_size) = match previous.pop() {
-        Some(stored) => (Some(Arc::new(stored.snapshot)), stored.hash, stored.size),
-        None => (None, String::new(), 0),
+    let key = connection.uid.clone();
+    let sibling_keys: Vec<String> = store.keys()?.into_iter().filter(|k| *k != key).collect();
+    let sibling_ids = store.identities(sibling_keys.iter().map(String::as_str));
+    let Kept { served, summary, size, hash } = kept_snapshot(&store, &key)?;
+    let siblings = {
+        let store = store.clone();
+        Lazy::later(move || {
+            let loaded = store.load_keys(&sibling_keys).map_err(|e| load_failed(&e))?;
+            Ok(loaded.into_iter().map(|s| Arc::new(s.snapshot)).collect())
+        })
     };
-    let siblings: Vec<Arc<Snapshot>> = siblings.into_iter().map(|s| Arc::new(s.snapshot)).collect();
     let request = SyncRequest {
         connection: connection.clone(),
         spec: &spec,
         dns_server,
         approval: approve,
-        siblings: siblings.clone(),
+        siblings: &siblings,
         progress: Arc::default(),
-        served: served.clone(),
-        state: None,
+        served: served.as_ref(),
     };
-    let synced = match crate::sync::run(request, &FileSource::new(secrets_dir), &store).await? {
-        SyncOutcome::Synced(synced) => synced,
+    let (summary, size, deleted, site, read) = match crate::sync::run(request, &FileSource::new(secrets_dir), &store)
+        .await?
+    {
+        SyncOutcome::Synced(Synced {
+            snapshot,
+            snapshot_hash,
+            content_hash,
+            size,
+            deleted,
+            duplicates,
+            site,
+            read,
+        }) => {
+            let summary = SnapshotSummary::describe(&snapshot, snapshot_hash, content_hash, duplicates, sibling_ids);
+            (summary, size, deleted, site, read)
+        }
         SyncOutcome::Held { held, .. } => return Err(CliError::Held(held.to_string())),
-        SyncOutcome::Unchanged { snapshot, site, read, .. } => {
-            // Nothing changed: the stored snapshot is the result, as it is.
-            let duplicates = find_duplicates(siblings.iter().map(|s| s.as_ref()).chain([snapshot.as_ref()]));
-            Synced {
-                content_hash: content_hash(&snapshot).map_err(PipelineError::from)?,
-                snapshot,
-                snapshot_hash: stored_hash,
-                size: stored_size,
-                deleted: 0,
-                duplicates,
-                site,
-                read,
-            }
+        SyncOutcome::Unchanged { site, read } => {
+            // Nothing changed: the stored snapshot is the result, as it is. Its summary says all
+            // but where tracking stands now, unless the other snapshots changed since.
+            let served = served.as_ref().ok_or(PipelineError::from(SyncError::NoServedSnapshot))?;
+            let mut summary = match summary {
+                Some(summary) if summary.siblings == sibling_ids => summary,
+                summary => {
+                    let snapshot = served.snapshot.get().map_err(|e| PipelineError::from(SyncError::from(e)))?;
+                    let others = siblings.get().map_err(|e| PipelineError::from(SyncError::from(e)))?;
+                    let content_hash = match summary {
+                        Some(summary) => summary.content_hash,
+                        None => content_hash(snapshot).map_err(PipelineError::from)?,
+                    };
+                    let duplicates = find_duplicates(others.iter().map(|s| s.as_ref()).chain([snapshot.as_ref()]));
+                    SnapshotSummary::describe(snapshot, hash, content_hash, duplicates, sibling_ids)
+                }
+            };
+            summary.state = read.state.clone().or(summary.state);
+            (summary, size, 0, site, read)
         }
     };
-    let snapshot = &synced.snapshot;
-    let counts = snapshot.counts();
+    // Only a later sync is slower without it: a failure to keep it is not this sync's failure.
+    if let Err(e) = store.write_summary(&key, &summary) {
+        tracing::warn!(error = %e, "cannot keep the snapshot's summary; the next sync decodes the snapshot");
+    }
+    let counts = summary.counts;
     Ok(SyncReport {
         connection: format!("{}/{}", connection.namespace, connection.name),
-        server: snapshot.server.clone(),
-        site: synced.site.clone(),
+        server: summary.server,
+        site,
         users: counts.users,
         contacts: counts.contacts,
         groups: counts.groups,
         recipients: counts.recipients,
         addresses: counts.addresses,
-        unresolved_members: snapshot.unresolved_members,
-        deleted: synced.deleted,
-        duplicate_user_names: synced.duplicates.user_names,
-        duplicate_addresses: synced.duplicates.addresses,
-        duplicate_examples: synced.duplicates.examples,
-        snapshot_hash: synced.snapshot_hash,
-        content_hash: synced.content_hash,
-        snapshot_size: synced.size,
-        path: store.path_of(&connection.uid)?,
-        mode: synced.read.mode.as_str(),
-        entries_read: synced.read.entries_read,
-        changes_applied: synced.read.changes,
-        full_reason: synced.read.full_reason.map(FullReason::as_str),
-        deletions: synced.read.deletions.map(DeletionSource::as_str),
+        unresolved_members: summary.unresolved_members,
+        deleted,
+        duplicate_user_names: summary.duplicates.user_names,
+        duplicate_addresses: summary.duplicates.addresses,
+        duplicate_examples: summary.duplicates.examples,
+        snapshot_hash: summary.snapshot_hash,
+        content_hash: summary.content_hash,
+        snapshot_size: size,
+        path: store.path_of(&key)?,
+        mode: read.mode.as_str(),
+        entries_read: read.entries_read,
+        changes_applied: read.changes,
+        full_reason: read.full_reason.map(FullReason::as_str),
+        deletions: read.deletions.map(DeletionSource::as_str),
     })
+}
+
+/// The stored snapshot of a connection, what a delta applies to.
+struct Kept {
+    served: Option<Served>,
+    /// What the last sync reported of it, when kept and still true of the file.
+    summary: Option<SnapshotSummary>,
+    /// Bytes of the file, and their SHA-256.
+    size: u64,
+    hash: String,
+}
+
+impl Kept {
+    fn none() -> Self {
+        Self { served: None, summary: None, size: 0, hash: String::new() }
+    }
+}
+
+/// With a summary, the snapshot is decoded only when a step needs its content; without one, now
+/// (the state it holds decides the read). A damaged file is set aside and the sync starts from
+/// scratch.
+fn kept_snapshot(store: &LocalStore, key: &str) -> Result<Kept, CliError> {
+    let Some(file) = store.read(key)? else { return Ok(Kept::none()) };
+    let (size, hash) = (file.bytes.len() as u64, file.hash.clone());
+    if let Some(summary) = store.summary(key, &file) {
+        let (store, key) = (store.clone(), key.to_owned());
+        let snapshot = Lazy::later(move || match store.decode(&key, file) {
+            Ok(stored) => Ok(Arc::new(stored.snapshot)),
+            Err(e) => {
+                store.set_aside_damaged(&key, &e);
+                Err(load_failed(&e))
+            }
+        });
+        let served = Served { snapshot, state: summary.state.clone() };
+        return Ok(Kept { served: Some(served), summary: Some(summary), size, hash });
+    }
+    match store.decode(key, file) {
+        Ok(stored) => {
+            let served = Served::loaded(Arc::new(stored.snapshot), None);
+            Ok(Kept { served: Some(served), summary: None, size, hash })
+        }
+        Err(e @ StoreError::CorruptSnapshot { .. }) => {
+            store.set_aside_damaged(key, &e);
+            Ok(Kept::none())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn load_failed(e: &StoreError) -> LoadFailed {
+    let reason = match e {
+        StoreError::CorruptSnapshot { source, .. } => source.reason(),
+        _ => Reason::StoreFailed,
+    };
+    LoadFailed { reason, message: e.to_string() }
 }
 
 /// Loads every valid snapshot of an existing store folder (damaged ones are set aside).

@@ -306,6 +306,16 @@ async fn random_changes_on_slapd_sync_incrementally_to_what_a_full_sync_reads() 
             "{base}: nothing changed, nothing read"
         );
         assert_eq!(unchanged.deletions, Some("SyncRefresh"));
+        // That report came from the summary kept beside the snapshot; decoding the snapshot
+        // instead reports the same.
+        let incremental = case.dir.path().join("incremental");
+        std::fs::remove_file(incremental.join("delta-uid.summary")).expect("a summary beside the snapshot");
+        let decoded = case.sync_into(&incremental).await;
+        assert_eq!(
+            serde_json::to_value(&decoded).expect("json"),
+            serde_json::to_value(&unchanged).expect("json"),
+            "{base}: the summary says what the snapshot says"
+        );
         // Another read plan cannot take deltas of this one.
         case.set_spec(&format!("{}  filters: {{users: '(objectClass=*)'}}\n", slapd_spec(base)));
         let report = case.sync_into(&case.dir.path().join("incremental")).await;

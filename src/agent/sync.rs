@@ -13,11 +13,12 @@ use super::metrics::SyncResult;
 use crate::api::{APPROVE_DELETIONS_ANNOTATION, CacheStore, LdapConnection, NodeStatus, SYNC_REQUESTED_AT_ANNOTATION};
 use crate::domain::codec::Encoded;
 use crate::domain::incremental::SyncState;
+use crate::domain::lazy::Lazy;
 use crate::domain::reason::with_sources;
 use crate::domain::row::{Attempt, Outcome, WorkerMemory};
 use crate::domain::sync_plan::Trigger;
 use crate::sync::secrets::KubeSource;
-use crate::sync::{CredentialsFingerprint, PipelineError, SyncOutcome, SyncRequest, Synced};
+use crate::sync::{CredentialsFingerprint, PipelineError, Served, SyncOutcome, SyncRequest, Synced};
 
 pub(crate) async fn sync(
     ctx: &AgentContext,
@@ -92,12 +93,14 @@ pub(crate) async fn sync(
             ctx.metrics.read(&synced.read);
             memory.record(&attempt, &outcome, Timestamp::now())
         }
-        Ok(SyncOutcome::Unchanged { snapshot, site, read }) => {
+        Ok(SyncOutcome::Unchanged { site, read }) => {
             ctx.lookup.set_stale(&conn_name(conn), false);
             ctx.metrics.finished(SyncResult::Synced, None, took);
             ctx.metrics.read(&read);
             tracing::info!(connection = %conn_name(conn), entries_read = read.entries_read, "sync finished: nothing changed");
-            let outcome = Outcome::Unchanged { server: &snapshot.server, site: site.as_deref(), took, read: &read };
+            let served = ctx.cached(uid);
+            let server = served.as_deref().map_or("", |s| s.server.as_str());
+            let outcome = Outcome::Unchanged { server, site: site.as_deref(), took, read: &read };
             memory.record(&attempt, &outcome, Timestamp::now())
         }
         Ok(SyncOutcome::Held { held, encoded }) => {
@@ -225,16 +228,16 @@ async fn run_pipeline(
 ) -> Result<SyncOutcome, PipelineError> {
     let progress = Arc::default();
     ctx.metrics.track(&conn_name(conn), Arc::clone(&progress));
-    let served = ctx.cached(uid);
+    let siblings = Lazy::ready(ctx.siblings(uid));
+    let served = ctx.cached(uid).map(|snapshot| Served::loaded(snapshot, state));
     let request = SyncRequest {
         connection: connection_ref(conn),
         spec: &conn.spec,
         dns_server: ctx.dns_server.as_deref(),
         approval: annotation(conn, APPROVE_DELETIONS_ANNOTATION),
-        siblings: ctx.siblings(uid),
+        siblings: &siblings,
         progress,
-        served,
-        state,
+        served: served.as_ref(),
     };
     let store = ctx.store_of(conn.spec.cache.store);
     crate::sync::run(request, &KubeSource::new(ctx.client.clone(), &ctx.namespace), store.as_ref()).await

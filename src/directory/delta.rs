@@ -5,6 +5,8 @@
 
 use ldap3::Scope;
 use ldap3::controls::RawControl;
+use std::sync::Arc;
+
 use rustc_hash::FxHashSet;
 
 use super::DirectoryError;
@@ -16,6 +18,7 @@ use crate::domain::incremental::{
     ChangeSet, ChangeTracking, DeletionSource, FullReason, ReadAgain, SyncState, Watermark, cascade, guid_bytes,
     plan_fingerprint,
 };
+use crate::domain::lazy::Lazy;
 use crate::domain::profile::{ObjectQuery, any_of};
 use crate::domain::snapshot::{ObjectKind, Origin, RawEntry, Snapshot, SnapshotBuilder, format_guid};
 use crate::domain::syncrepl::{self, Refresh, SyncDone};
@@ -151,7 +154,7 @@ impl PreparedConnection {
     pub(crate) async fn read_delta(
         &self,
         session: &mut LdapSession,
-        served: &Snapshot,
+        served: &Lazy<Arc<Snapshot>>,
         state: &SyncState,
     ) -> Result<Result<DeltaRead, NeedFull>, SyncError> {
         let Some(point) = self.tracking_point(session).await? else {
@@ -163,7 +166,10 @@ impl PreparedConnection {
         if point.schema != state.schema {
             return Ok(Err(NeedFull(FullReason::SchemaChanged)));
         }
-        let held: FxHashSet<&str> = served.objects.iter().map(|o| o.id.as_str()).collect();
+        // The ids the snapshot holds; an unchanged directory never needs them.
+        let held = || -> Result<FxHashSet<&str>, SyncError> {
+            Ok(served.get()?.objects.iter().map(|o| o.id.as_str()).collect())
+        };
         let (changes, watermark) = match (&state.watermark, &point.watermark) {
             (Watermark::Usn(since), Watermark::Usn(now)) if now < since => {
                 // A DC restored from a backup: its USNs ran back.
@@ -174,14 +180,14 @@ impl PreparedConnection {
                 if self.schema_changed_since(session, &point.schema_context, *since).await? {
                     return Ok(Err(NeedFull(FullReason::SchemaChanged)));
                 }
-                (self.usn_changes(session, &point.naming_context, *since, &held).await?, point.watermark)
+                (self.usn_changes(session, &point.naming_context, *since, &held()?).await?, point.watermark)
             }
             (Watermark::Cookie(cookie), _) => {
                 let mut refresh = Refresh::default();
                 match self.refresh(session, Some(cookie), "(objectClass=*)", &mut refresh).await? {
                     None => return Ok(Err(NeedFull(FullReason::StateRefused))),
                     Some(done) => {
-                        let (changes, next) = refresh.finish(done, held.iter().copied());
+                        let (changes, next) = refresh.finish(done, held)?;
                         (changes, Watermark::Cookie(next.unwrap_or_else(|| cookie.clone())))
                     }
                 }
@@ -199,6 +205,7 @@ impl PreparedConnection {
             }));
         }
         let ChangeSet { changed, deleted, mut entries_read, deletions } = changes;
+        let served = served.get()?;
         let started = std::time::Instant::now();
         let mut builder = SnapshotBuilder::new(self.plan.names.clone());
         entries_read += self.read_again(session, &mut builder, &changed).await?;

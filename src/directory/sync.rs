@@ -14,6 +14,7 @@ use super::tls;
 use crate::api::{DirectoryType, LdapConnectionSpec, TlsMode};
 use crate::domain::duration::parse_duration;
 use crate::domain::incremental::{FullReason, ReadSummary, SyncMode, SyncState};
+use crate::domain::lazy::{Lazy, LoadFailed};
 use crate::domain::profile::{FilterError, ObjectQuery, ReadPlan, read_plan};
 use crate::domain::snapshot::{ConnectionRef, Snapshot, SnapshotBuilder, SnapshotError};
 use crate::domain::srv::{
@@ -40,7 +41,8 @@ pub struct SnapshotRead {
 /// The served content and its change-tracking state, for an incremental read.
 #[derive(Clone, Copy)]
 pub struct Previous<'a> {
-    pub snapshot: &'a Snapshot,
+    /// Loaded only when changes are to be applied to it.
+    pub snapshot: &'a Lazy<Arc<Snapshot>>,
     pub state: &'a SyncState,
 }
 
@@ -88,6 +90,9 @@ pub enum SyncError {
     SyncTimeout { after: Duration },
     #[error("a delta found nothing changed, but no snapshot is served to keep")]
     NoServedSnapshot,
+    /// The stored snapshot a delta applies to could not be loaded.
+    #[error("the stored snapshot cannot be read: {0}")]
+    Served(#[from] LoadFailed),
 }
 
 impl SyncError {
@@ -113,6 +118,7 @@ impl SyncError {
             Self::Snapshot(_) => Reason::InvalidDirectoryData,
             Self::SyncTimeout { .. } => Reason::Timeout,
             Self::NoServedSnapshot => Reason::InvalidDirectoryData,
+            Self::Served(e) => e.reason,
         }
     }
 }

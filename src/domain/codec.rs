@@ -25,7 +25,7 @@ pub const VERSION: u16 = 3;
 /// still read (their content takes a full sync before deltas apply to it).
 const VERSION_1: u16 = 1;
 const VERSION_2: u16 = 2;
-const HEADER_LEN: usize = 60;
+pub const HEADER_LEN: usize = 60;
 /// Refuse to inflate beyond this: a corrupt length must not exhaust memory.
 const MAX_PAYLOAD: u64 = 4 << 30;
 const ZSTD_LEVEL: i32 = 1;
@@ -154,6 +154,12 @@ impl<W: std::io::Write> std::io::Write for CountingWriter<W> {
     fn flush(&mut self) -> std::io::Result<()> {
         self.inner.flush()
     }
+}
+
+/// What identifies a snapshot file from its header alone (version, lengths and the payload's
+/// checksum, in hex); `None` when `header` is not a snapshot header.
+pub fn header_identity(header: &[u8]) -> Option<String> {
+    (header.len() >= HEADER_LEN && &header[..MAGIC.len()] == MAGIC).then(|| hex(&header[MAGIC.len()..HEADER_LEN]))
 }
 
 pub fn decode(bytes: &[u8]) -> Result<Snapshot, CodecError> {

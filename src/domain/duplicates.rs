@@ -10,7 +10,7 @@ use super::snapshot::{DirObject, Snapshot};
 pub const MAX_EXAMPLES: usize = 10;
 
 /// Duplicates found in a set of snapshots.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DuplicateReport {
     /// Distinct sAMAccountName / userPrincipalName values held by more than one object.
     pub user_names: u64,

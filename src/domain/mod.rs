@@ -14,6 +14,7 @@ pub mod incremental;
 pub mod index;
 pub mod keytab;
 pub mod krb5conf;
+pub mod lazy;
 pub mod netlogon;
 pub mod profile;
 pub mod reason;

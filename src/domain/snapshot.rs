@@ -187,7 +187,7 @@ pub struct ForeignMember {
 }
 
 /// Object counts of a snapshot.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counts {
     pub users: u64,
     pub contacts: u64,

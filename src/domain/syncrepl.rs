@@ -212,16 +212,17 @@ impl Refresh {
     }
 
     /// The changes against the ids the snapshot holds, and the cookie to continue from. After
-    /// a present phase every held id the server did not name is gone.
-    pub fn finish<'a>(
+    /// a present phase every held id the server did not name is gone; only then is `held`
+    /// called for them.
+    pub fn finish<'a, I: IntoIterator<Item = &'a str>, E>(
         mut self,
         done: SyncDone,
-        held: impl IntoIterator<Item = &'a str>,
-    ) -> (ChangeSet, Option<Vec<u8>>) {
+        held: impl FnOnce() -> Result<I, E>,
+    ) -> Result<(ChangeSet, Option<Vec<u8>>), E> {
         let cookie = done.cookie.or(self.cookie.take());
         if self.present_phase || !done.refresh_deletes && !self.present.is_empty() {
             let changed: FxHashSet<&str> = self.changed.iter().map(String::as_str).collect();
-            let gone: Vec<String> = held
+            let gone: Vec<String> = held()?
                 .into_iter()
                 .filter(|id| !self.present.contains(*id) && !changed.contains(id))
                 .map(str::to_owned)
@@ -238,7 +239,7 @@ impl Refresh {
             entries_read: self.entries,
             deletions: Some(DeletionSource::SyncRefresh),
         };
-        (changes, cookie)
+        Ok((changes, cookie))
     }
 }
 
@@ -313,7 +314,7 @@ mod tests {
         refresh.entry(SyncState { state: EntryState::Present, uuid: "a".into(), cookie: None });
         refresh.entry(SyncState { state: EntryState::Modify, uuid: "c".into(), cookie: None });
         refresh.info(SyncInfo::PhaseEnd { cookie: Some(b"k".to_vec()), deletes: false, done: true });
-        let (changes, cookie) = refresh.finish(SyncDone::default(), ["a", "b", "c"]);
+        let (changes, cookie) = refresh.finish(SyncDone::default(), held(&["a", "b", "c"])).expect("finish");
         assert_eq!(changes.changed, ["c"]);
         assert_eq!(changes.deleted, ["b"]);
         assert_eq!(cookie.as_deref(), Some(&b"k"[..]));
@@ -325,10 +326,21 @@ mod tests {
         refresh.info(SyncInfo::IdSet { cookie: None, refresh_deletes: true, uuids: vec!["b".into()] });
         refresh.entry(SyncState { state: EntryState::Add, uuid: "d".into(), cookie: None });
         let done = SyncDone { cookie: Some(b"k2".to_vec()), refresh_deletes: true };
-        let (changes, cookie) = refresh.finish(done, ["a", "b", "c"]);
+        let (changes, cookie) = refresh.finish(done, not_needed).expect("the held ids are not needed");
         assert_eq!((changes.changed, changes.deleted), (vec!["d".to_owned()], vec!["b".to_owned()]));
         assert_eq!(cookie.as_deref(), Some(&b"k2"[..]));
-        let (nothing, _) = Refresh::default().finish(SyncDone { cookie: None, refresh_deletes: true }, ["a"]);
+        let (nothing, _) = Refresh::default()
+            .finish(SyncDone { cookie: None, refresh_deletes: true }, not_needed)
+            .expect("an up-to-date cookie needs no held ids");
         assert!(nothing.is_empty(), "an up-to-date cookie changes nothing");
+    }
+
+    fn held<'a>(ids: &'a [&'a str]) -> impl FnOnce() -> Result<Vec<&'a str>, ()> {
+        move || Ok(ids.to_vec())
+    }
+
+    /// Stands for a snapshot that must stay unloaded.
+    fn not_needed() -> Result<Vec<&'static str>, ()> {
+        Err(())
     }
 }

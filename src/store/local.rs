@@ -1,15 +1,21 @@
 //! The `Sidecar` store: one snapshot file per connection on the pod's volume, replaced atomically
 //! (temporary file, fsync, rename, fsync of the folder), so a crash leaves the old or the new file.
 
+use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
+use serde::{Deserialize, Serialize};
+
 use crate::domain::codec::{self, CodecError, Encoded};
-use crate::domain::snapshot::Snapshot;
+use crate::domain::duplicates::DuplicateReport;
+use crate::domain::incremental::SyncState;
+use crate::domain::snapshot::{Counts, Snapshot};
 
 const EXTENSION: &str = "snap";
 const HELD_EXTENSION: &str = "held";
+const SUMMARY_EXTENSION: &str = "summary";
 
 /// A failed store action.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +40,54 @@ pub struct Stored {
     pub snapshot: Snapshot,
     pub hash: String,
     pub size: u64,
+}
+
+/// A snapshot file as read, not yet decoded.
+#[derive(Debug, Clone)]
+pub struct StoredFile {
+    pub bytes: Vec<u8>,
+    /// SHA-256 (hex) of `bytes`.
+    pub hash: String,
+}
+
+/// What a sync reported of a stored snapshot, kept beside it (`<key>.summary`) so that a sync
+/// that changes nothing reports it again without decoding the file. It describes only the file
+/// whose hash it names: beside any other file it is ignored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SnapshotSummary {
+    pub snapshot_hash: String,
+    pub content_hash: String,
+    pub server: String,
+    pub counts: Counts,
+    pub unresolved_members: u64,
+    /// Where change tracking stands: the state stored in the snapshot, or a newer one.
+    pub state: Option<SyncState>,
+    pub duplicates: DuplicateReport,
+    /// The other snapshots `duplicates` was counted with: key → [`codec::header_identity`].
+    pub siblings: BTreeMap<String, String>,
+}
+
+impl SnapshotSummary {
+    /// The summary of a snapshot stored as `snapshot_hash`.
+    pub fn describe(
+        snapshot: &Snapshot,
+        snapshot_hash: String,
+        content_hash: String,
+        duplicates: DuplicateReport,
+        siblings: BTreeMap<String, String>,
+    ) -> Self {
+        Self {
+            snapshot_hash,
+            content_hash,
+            server: snapshot.server.clone(),
+            counts: snapshot.counts(),
+            unresolved_members: snapshot.unresolved_members,
+            state: snapshot.sync_state.clone(),
+            duplicates,
+            siblings,
+        }
+    }
 }
 
 /// Snapshot files in one folder, keyed by connection UID.
@@ -77,17 +131,17 @@ impl LocalStore {
     /// Replaces the snapshot of `key` with `encoded`. Until the rename, the old file stays whole.
     pub fn write(&self, key: &str, encoded: &Encoded) -> Result<PathBuf, StoreError> {
         self.path_of(key)?;
-        self.write_file(&format!("{key}.{EXTENSION}"), encoded)
+        self.write_file(&format!("{key}.{EXTENSION}"), &encoded.bytes)
     }
 
     /// Replaces `name` in the folder: temporary file, fsync, rename, fsync of the folder.
-    fn write_file(&self, name: &str, encoded: &Encoded) -> Result<PathBuf, StoreError> {
+    fn write_file(&self, name: &str, bytes: &[u8]) -> Result<PathBuf, StoreError> {
         let target = self.dir.join(name);
         let temp = self.dir.join(format!(".{name}.{}.tmp", std::process::id()));
         let failed = |source| StoreError::WriteSnapshot { path: target.clone(), source };
         let result = (|| {
             let mut file = OpenOptions::new().write(true).create(true).truncate(true).open(&temp)?;
-            file.write_all(&encoded.bytes)?;
+            file.write_all(bytes)?;
             file.sync_all()?;
             drop(file);
             fs::rename(&temp, &target)?;
@@ -108,14 +162,67 @@ impl LocalStore {
     }
 
     fn load_file(&self, path: PathBuf) -> Result<Option<Stored>, StoreError> {
-        let bytes = match fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => return Err(StoreError::ReadSnapshot { path, source }),
+        match read_file(&path)? {
+            Some(file) => decode_file(&path, file).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The snapshot file of `key` as it is on disk, `None` when there is none.
+    pub fn read(&self, key: &str) -> Result<Option<StoredFile>, StoreError> {
+        read_file(&self.path_of(key)?)
+    }
+
+    /// Decodes a file [`Self::read`] gave; a damaged one is an error naming it.
+    pub fn decode(&self, key: &str, file: StoredFile) -> Result<Stored, StoreError> {
+        decode_file(&self.path_of(key)?, file)
+    }
+
+    /// The summary kept beside `file`, when there is one and it describes this very file.
+    pub fn summary(&self, key: &str, file: &StoredFile) -> Option<SnapshotSummary> {
+        let path = self.dir.join(format!("{key}.{SUMMARY_EXTENSION}"));
+        let text = match fs::read(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot read a snapshot summary; the snapshot is decoded instead");
+                return None;
+            }
         };
-        let snapshot =
-            codec::decode(&bytes).map_err(|source| StoreError::CorruptSnapshot { path: path.clone(), source })?;
-        Ok(Some(Stored { snapshot, hash: codec::hash_of(&bytes), size: bytes.len() as u64 }))
+        match serde_json::from_slice::<SnapshotSummary>(&text) {
+            Ok(summary) => (summary.snapshot_hash == file.hash).then_some(summary),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "a snapshot summary is not readable; the snapshot is decoded instead");
+                None
+            }
+        }
+    }
+
+    /// Keeps `summary` beside the snapshot of `key` (replaced atomically like a snapshot).
+    pub fn write_summary(&self, key: &str, summary: &SnapshotSummary) -> Result<PathBuf, StoreError> {
+        self.path_of(key)?;
+        let name = format!("{key}.{SUMMARY_EXTENSION}");
+        let bytes = serde_json::to_vec(summary)
+            .map_err(|e| StoreError::WriteSnapshot { path: self.dir.join(&name), source: std::io::Error::other(e) })?;
+        self.write_file(&name, &bytes)
+    }
+
+    /// The [`codec::header_identity`] of each of `keys`' files, read from their headers alone;
+    /// a file that is missing or has no snapshot header is left out.
+    pub fn identities<'k>(&self, keys: impl IntoIterator<Item = &'k str>) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        for key in keys {
+            let mut header = [0u8; codec::HEADER_LEN];
+            let read = self
+                .path_of(key)
+                .ok()
+                .and_then(|p| File::open(p).ok())
+                .and_then(|mut f| f.read_exact(&mut header).ok());
+            if let Some(identity) = read.and_then(|()| codec::header_identity(&header)) {
+                out.insert(key.to_owned(), identity);
+            }
+        }
+        out
     }
 
     /// Moves a damaged snapshot aside (kept for inspection, never served) and returns where it went.
@@ -123,6 +230,7 @@ impl LocalStore {
         let path = self.path_of(key)?;
         let aside = self.dir.join(format!("{key}.{EXTENSION}.corrupt"));
         fs::rename(&path, &aside).map_err(|source| StoreError::Purge { path, source })?;
+        remove_if_present(&self.dir.join(format!("{key}.{SUMMARY_EXTENSION}")))?;
         Ok(aside)
     }
 
@@ -130,7 +238,7 @@ impl LocalStore {
     /// applies. Written like a snapshot (atomically).
     pub fn write_held(&self, key: &str, encoded: &Encoded) -> Result<PathBuf, StoreError> {
         self.path_of(key)?;
-        self.write_file(&format!("{key}.{HELD_EXTENSION}"), encoded)
+        self.write_file(&format!("{key}.{HELD_EXTENSION}"), &encoded.bytes)
     }
 
     /// The held snapshot of `key`, `None` when there is none.
@@ -152,6 +260,7 @@ impl LocalStore {
             path.clone(),
             self.dir.join(format!("{key}.{EXTENSION}.corrupt")),
             self.dir.join(format!("{key}.{HELD_EXTENSION}")),
+            self.dir.join(format!("{key}.{SUMMARY_EXTENSION}")),
         ] {
             remove_if_present(&p)?;
         }
@@ -161,23 +270,31 @@ impl LocalStore {
     /// Every valid snapshot (warm start). A damaged one is set aside with a log line naming it
     /// and never served; the next sync of its connection starts from scratch.
     pub fn load_all(&self) -> Result<Vec<Stored>, StoreError> {
+        self.load_keys(&self.keys()?)
+    }
+
+    /// Every valid snapshot of `keys`, as [`Self::load_all`] loads them.
+    pub fn load_keys(&self, keys: &[String]) -> Result<Vec<Stored>, StoreError> {
         let mut out = Vec::new();
-        for key in self.keys()? {
-            match self.load(&key) {
+        for key in keys {
+            match self.load(key) {
                 Ok(Some(stored)) => out.push(stored),
                 Ok(None) => {}
-                Err(e @ StoreError::CorruptSnapshot { .. }) => match self.set_aside(&key) {
-                    Ok(aside) => {
-                        tracing::error!(error = %e, moved_to = %aside.display(), "snapshot set aside, not served")
-                    }
-                    Err(move_error) => {
-                        tracing::error!(error = %e, %move_error, "snapshot not served and could not be moved aside")
-                    }
-                },
+                Err(e @ StoreError::CorruptSnapshot { .. }) => self.set_aside_damaged(key, &e),
                 Err(e) => return Err(e),
             }
         }
         Ok(out)
+    }
+
+    /// Sets aside the snapshot of `key` that `error` found damaged, saying so in the log.
+    pub fn set_aside_damaged(&self, key: &str, error: &StoreError) {
+        match self.set_aside(key) {
+            Ok(aside) => tracing::error!(error = %error, moved_to = %aside.display(), "snapshot set aside, not served"),
+            Err(move_error) => {
+                tracing::error!(error = %error, %move_error, "snapshot not served and could not be moved aside")
+            }
+        }
     }
 
     /// Keys of every stored snapshot.
@@ -194,6 +311,20 @@ impl LocalStore {
         keys.sort();
         Ok(keys)
     }
+}
+
+fn read_file(path: &Path) -> Result<Option<StoredFile>, StoreError> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(Some(StoredFile { hash: codec::hash_of(&bytes), bytes })),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(StoreError::ReadSnapshot { path: path.to_owned(), source }),
+    }
+}
+
+fn decode_file(path: &Path, file: StoredFile) -> Result<Stored, StoreError> {
+    let snapshot =
+        codec::decode(&file.bytes).map_err(|source| StoreError::CorruptSnapshot { path: path.to_owned(), source })?;
+    Ok(Stored { snapshot, hash: file.hash, size: file.bytes.len() as u64 })
 }
 
 fn remove_if_present(path: &Path) -> Result<(), StoreError> {
@@ -285,6 +416,54 @@ mod tests {
         assert_eq!(all[0].snapshot.server, "dc1");
         assert!(dir.path().join("bad.snap.corrupt").exists());
         assert_eq!(store.keys().expect("keys"), ["good"]);
+    }
+
+    fn summary_of(file: &StoredFile) -> SnapshotSummary {
+        let snapshot = codec::decode(&file.bytes).expect("decode");
+        let content = codec::content_hash(&snapshot).expect("content hash");
+        SnapshotSummary::describe(&snapshot, file.hash.clone(), content, DuplicateReport::default(), BTreeMap::new())
+    }
+
+    #[test]
+    fn a_summary_describes_only_the_file_it_names() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = LocalStore::open(dir.path()).expect("open");
+        store.write("uid-1", &codec::encode(&snapshot("dc1")).expect("encode")).expect("write");
+        let first = store.read("uid-1").expect("read").expect("present");
+        let summary = summary_of(&first);
+        store.write_summary("uid-1", &summary).expect("write summary");
+        assert_eq!(store.summary("uid-1", &first), Some(summary.clone()));
+        assert_eq!(store.keys().expect("keys"), ["uid-1"], "a summary is not a snapshot");
+
+        // The snapshot replaced (by an agent, or by hand): the old summary says nothing of it.
+        store.write("uid-1", &codec::encode(&snapshot("dc2")).expect("encode")).expect("replace");
+        let second = store.read("uid-1").expect("read").expect("present");
+        assert_eq!(store.summary("uid-1", &second), None);
+
+        fs::write(dir.path().join("uid-1.summary"), b"{not json").expect("damage");
+        assert_eq!(store.summary("uid-1", &second), None, "a damaged summary is ignored");
+
+        store.write_summary("uid-1", &summary_of(&second)).expect("write summary");
+        store.set_aside("uid-1").expect("set aside");
+        assert!(!dir.path().join("uid-1.summary").exists(), "a set-aside snapshot takes its summary along");
+        store.write("uid-1", &codec::encode(&snapshot("dc1")).expect("encode")).expect("write");
+        store.write_summary("uid-1", &summary).expect("write summary");
+        store.purge("uid-1").expect("purge");
+        assert!(!dir.path().join("uid-1.summary").exists(), "a purge removes the summary");
+    }
+
+    #[test]
+    fn identities_come_from_headers_and_follow_the_content() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = LocalStore::open(dir.path()).expect("open");
+        store.write("a", &codec::encode(&snapshot("dc1")).expect("encode")).expect("write");
+        fs::write(dir.path().join("b.snap"), b"garbage").expect("write garbage");
+        let before = store.identities(["a", "b", "missing"]);
+        assert_eq!(before.keys().collect::<Vec<_>>(), ["a"], "only real snapshot headers count");
+        store.write("a", &codec::encode(&snapshot("dc1")).expect("encode")).expect("same content");
+        assert_eq!(store.identities(["a"]), before);
+        store.write("a", &codec::encode(&snapshot("dc2")).expect("encode")).expect("other content");
+        assert_ne!(store.identities(["a"]), before);
     }
 
     #[test]

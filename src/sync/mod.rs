@@ -18,6 +18,7 @@ use crate::domain::deletion::{DeletionHeld, DeletionLimits, check_deletions};
 use crate::domain::duplicates::{DuplicateReport, find_duplicates};
 use crate::domain::duration::parse_duration;
 use crate::domain::incremental::{FullReason, ReadSummary, SyncMode, SyncState, plan_fingerprint, plan_next};
+use crate::domain::lazy::Lazy;
 use crate::domain::reason::Reason;
 use crate::domain::snapshot::{ConnectionRef, Snapshot};
 use crate::store::{CacheError, SnapshotStore};
@@ -88,15 +89,30 @@ pub struct SyncRequest<'a> {
     pub dns_server: Option<&'a str>,
     /// The content hash an administrator approved (`ldapsync.io/approve-deletions`).
     pub approval: Option<&'a str>,
-    /// The other snapshots served beside this one: duplicates are counted across all of them.
-    pub siblings: Vec<Arc<Snapshot>>,
+    /// The other snapshots served beside this one: duplicates are counted across all of them
+    /// (loaded only when a new snapshot is to be stored).
+    pub siblings: &'a Lazy<Vec<Arc<Snapshot>>>,
     /// Objects read so far, for progress metrics.
     pub progress: Arc<AtomicU64>,
     /// The snapshot served now: a delta applies to it, the deletion-safety guard compares with it.
-    pub served: Option<Arc<Snapshot>>,
-    /// Where change tracking stands for `served`, when newer than the state stored with it (a
-    /// delta that changed nothing advances it without rewriting the snapshot).
+    pub served: Option<&'a Served>,
+}
+
+/// The snapshot served now, loaded only when a step needs its content, and where change
+/// tracking stands for it.
+pub struct Served {
+    pub snapshot: Lazy<Arc<Snapshot>>,
+    /// The state stored with the snapshot, or a newer one (a delta that changed nothing advances
+    /// it without rewriting the snapshot).
     pub state: Option<SyncState>,
+}
+
+impl Served {
+    /// A snapshot in memory; `newer` replaces the state stored with it.
+    pub fn loaded(snapshot: Arc<Snapshot>, newer: Option<SyncState>) -> Self {
+        let state = newer.or_else(|| snapshot.sync_state.clone());
+        Self { snapshot: Lazy::ready(snapshot), state }
+    }
 }
 
 /// A snapshot that was read, checked and stored.
@@ -121,7 +137,6 @@ pub enum SyncOutcome {
     Synced(Synced),
     /// A delta found nothing changed: the served snapshot stays, stored as it is.
     Unchanged {
-        snapshot: Arc<Snapshot>,
         site: Option<String>,
         read: ReadSummary,
     },
@@ -193,14 +208,15 @@ pub async fn run(
     // Validated with the spec; an unparsable value cannot reach here, and would mean "never".
     let full_interval = parse_duration(&incremental.full_sync_interval).map_or(0, |d| d.as_secs() as i64);
     let fingerprint = plan_fingerprint(&request.spec.search_base, &prepared.plan);
-    let served = request.served.as_deref();
-    let state = request.state.as_ref().or(served.and_then(|s| s.sync_state.as_ref()));
+    let served = request.served;
     let (previous, planned_full) = match served {
         None => (None, Some(FullReason::NoState)),
-        Some(snapshot) => match plan_next(state, &fingerprint, full_interval, configured_full, unix_now()) {
-            Ok(state) => (Some(Previous { snapshot, state }), None),
-            Err(reason) => (None, Some(reason)),
-        },
+        Some(served) => {
+            match plan_next(served.state.as_ref(), &fingerprint, full_interval, configured_full, unix_now()) {
+                Ok(state) => (Some(Previous { snapshot: &served.snapshot, state }), None),
+                Err(reason) => (None, Some(reason)),
+            }
+        }
     };
     let read = prepared
         .read_snapshot(&dns, random_pick, unix_now, previous, !configured_full)
@@ -211,20 +227,23 @@ pub async fn run(
         summary.full_reason = summary.full_reason.or(planned_full);
     }
     let state = summary.state.clone();
-    let mut snapshot = match (snapshot, &request.served) {
+    let mut snapshot = match (snapshot, served) {
         (Some(snapshot), _) => snapshot,
-        (None, Some(served)) => {
-            return Ok(SyncOutcome::Unchanged { snapshot: Arc::clone(served), site, read: summary });
-        }
+        (None, Some(_)) => return Ok(SyncOutcome::Unchanged { site, read: summary }),
         (None, None) => return Err(SyncError::NoServedSnapshot.into()),
     };
     snapshot.sync_state = state;
-    let Encoding { snapshot, encoded, content_hash, duplicates } = encode(snapshot, request.siblings).await?;
+    let served = match served {
+        Some(served) => Some(served.snapshot.get().map_err(SyncError::from)?.as_ref()),
+        None => None,
+    };
+    let siblings = request.siblings.get().map_err(SyncError::from)?.clone();
+    let Encoding { snapshot, encoded, content_hash, duplicates } = encode(snapshot, siblings).await?;
     let limits = DeletionLimits {
         max_objects: u64::from(request.spec.deletion_safety.max_deleted_objects),
         max_percent: u64::from(request.spec.deletion_safety.max_deleted_percent),
     };
-    let deleted = match check_deletions(request.served.as_deref(), &snapshot, &content_hash, limits, request.approval) {
+    let deleted = match check_deletions(served, &snapshot, &content_hash, limits, request.approval) {
         Ok(deleted) => deleted,
         Err(held) => return Ok(SyncOutcome::Held { held, encoded }),
     };
