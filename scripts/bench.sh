@@ -69,7 +69,7 @@ measure_sync() { # like measure, for `ldapsync sync`: also "entriesRead apply_ms
   local entries apply
   entries=$(jq -r .entriesRead "$W/sync.json")
   apply=$(grep -o 'apply_ms=[0-9.]*' "$W/sync.log" | tail -1 | cut -d= -f2 || true) # none when nothing changed
-  tail -1 "$W/time" | awk -v e="$entries" -v a="${apply:--}" '{printf "%s %.2f %s %s %s\n", $1, $2 + $3, $4, e, a}'
+  tail -1 "$W/time" | awk -v e="$entries" -v a="${apply:--}" '{if (a != "-") a = sprintf("%.1f", a); printf "%s %.2f %s %s %s\n", $1, $2 + $3, $4, e, a}'
 }
 
 # Incremental syncs against the full one of the same run: unchanged, then 100 changes each run

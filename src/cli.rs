@@ -2,6 +2,7 @@
 //! A manifest is an `LdapConnection` YAML; the Secrets and ConfigMaps it references are read from
 //! `--secrets-dir DIR` laid out as `DIR/<name>/<key>`, like a mounted Secret volume.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -258,22 +259,8 @@ pub async fn sync(
         }
         SyncOutcome::Held { held, .. } => return Err(CliError::Held(held.to_string())),
         SyncOutcome::Unchanged { site, read } => {
-            // Nothing changed: the stored snapshot is the result, as it is. Its summary says all
-            // but where tracking stands now, unless the other snapshots changed since.
             let served = served.as_ref().ok_or(PipelineError::from(SyncError::NoServedSnapshot))?;
-            let mut summary = match summary {
-                Some(summary) if summary.siblings == sibling_ids => summary,
-                summary => {
-                    let snapshot = served.snapshot.get().map_err(|e| PipelineError::from(SyncError::from(e)))?;
-                    let others = siblings.get().map_err(|e| PipelineError::from(SyncError::from(e)))?;
-                    let content_hash = match summary {
-                        Some(summary) => summary.content_hash,
-                        None => content_hash(snapshot).map_err(PipelineError::from)?,
-                    };
-                    let duplicates = find_duplicates(others.iter().map(|s| s.as_ref()).chain([snapshot.as_ref()]));
-                    SnapshotSummary::describe(snapshot, hash, content_hash, duplicates, sibling_ids)
-                }
-            };
+            let mut summary = unchanged_summary(served, summary, hash, &siblings, sibling_ids)?;
             summary.state = read.state.clone().or(summary.state);
             (summary, size, 0, site, read)
         }
@@ -307,6 +294,29 @@ pub async fn sync(
         full_reason: read.full_reason.map(FullReason::as_str),
         deletions: read.deletions.map(DeletionSource::as_str),
     })
+}
+
+/// What a sync that changed nothing reports: the stored snapshot as it is. Its kept summary says
+/// it all unless the other snapshots changed since (the duplicates are counted again) or there
+/// is none (the snapshot is described anew).
+fn unchanged_summary(
+    served: &Served,
+    kept: Option<SnapshotSummary>,
+    file_hash: String,
+    siblings: &Lazy<Vec<Arc<Snapshot>>>,
+    sibling_ids: BTreeMap<String, String>,
+) -> Result<SnapshotSummary, CliError> {
+    if let Some(summary) = kept.as_ref().filter(|s| s.siblings == sibling_ids) {
+        return Ok(summary.clone());
+    }
+    let snapshot = served.snapshot.get().map_err(PipelineError::from)?;
+    let others = siblings.get().map_err(PipelineError::from)?;
+    let content_hash = match kept {
+        Some(summary) => summary.content_hash,
+        None => content_hash(snapshot).map_err(PipelineError::from)?,
+    };
+    let duplicates = find_duplicates(others.iter().map(|s| s.as_ref()).chain([snapshot.as_ref()]));
+    Ok(SnapshotSummary::describe(snapshot, file_hash, content_hash, duplicates, sibling_ids))
 }
 
 /// The stored snapshot of a connection, what a delta applies to.

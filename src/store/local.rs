@@ -131,21 +131,26 @@ impl LocalStore {
     /// Replaces the snapshot of `key` with `encoded`. Until the rename, the old file stays whole.
     pub fn write(&self, key: &str, encoded: &Encoded) -> Result<PathBuf, StoreError> {
         self.path_of(key)?;
-        self.write_file(&format!("{key}.{EXTENSION}"), &encoded.bytes)
+        self.write_file(&format!("{key}.{EXTENSION}"), &encoded.bytes, Durability::Synced)
     }
 
-    /// Replaces `name` in the folder: temporary file, fsync, rename, fsync of the folder.
-    fn write_file(&self, name: &str, bytes: &[u8]) -> Result<PathBuf, StoreError> {
+    /// Replaces `name` in the folder: temporary file, fsync, rename, fsync of the folder. Without
+    /// `Durability::Synced` no fsync: a reader still sees a whole file, but a crash may leave an
+    /// old or empty one (fine for what is checked on reading and can be made again).
+    fn write_file(&self, name: &str, bytes: &[u8], durability: Durability) -> Result<PathBuf, StoreError> {
         let target = self.dir.join(name);
         let temp = self.dir.join(format!(".{name}.{}.tmp", std::process::id()));
         let failed = |source| StoreError::WriteSnapshot { path: target.clone(), source };
+        let synced = durability == Durability::Synced;
         let result = (|| {
             let mut file = OpenOptions::new().write(true).create(true).truncate(true).open(&temp)?;
             file.write_all(bytes)?;
-            file.sync_all()?;
+            if synced {
+                file.sync_all()?;
+            }
             drop(file);
             fs::rename(&temp, &target)?;
-            File::open(&self.dir)?.sync_all()
+            if synced { File::open(&self.dir)?.sync_all() } else { Ok(()) }
         })();
         if result.is_err()
             && let Err(e) = fs::remove_file(&temp)
@@ -198,13 +203,14 @@ impl LocalStore {
         }
     }
 
-    /// Keeps `summary` beside the snapshot of `key` (replaced atomically like a snapshot).
+    /// Keeps `summary` beside the snapshot of `key` (replaced atomically, not synced to disk).
     pub fn write_summary(&self, key: &str, summary: &SnapshotSummary) -> Result<PathBuf, StoreError> {
         self.path_of(key)?;
         let name = format!("{key}.{SUMMARY_EXTENSION}");
         let bytes = serde_json::to_vec(summary)
             .map_err(|e| StoreError::WriteSnapshot { path: self.dir.join(&name), source: std::io::Error::other(e) })?;
-        self.write_file(&name, &bytes)
+        // A summary lost in a crash only makes the next sync decode the snapshot.
+        self.write_file(&name, &bytes, Durability::Cache)
     }
 
     /// The [`codec::header_identity`] of each of `keys`' files, read from their headers alone;
@@ -238,7 +244,7 @@ impl LocalStore {
     /// applies. Written like a snapshot (atomically).
     pub fn write_held(&self, key: &str, encoded: &Encoded) -> Result<PathBuf, StoreError> {
         self.path_of(key)?;
-        self.write_file(&format!("{key}.{HELD_EXTENSION}"), &encoded.bytes)
+        self.write_file(&format!("{key}.{HELD_EXTENSION}"), &encoded.bytes, Durability::Synced)
     }
 
     /// The held snapshot of `key`, `None` when there is none.
@@ -311,6 +317,14 @@ impl LocalStore {
         keys.sort();
         Ok(keys)
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Durability {
+    /// On disk before the call returns.
+    Synced,
+    /// Whole or absent, maybe lost in a crash.
+    Cache,
 }
 
 fn read_file(path: &Path) -> Result<Option<StoredFile>, StoreError> {

@@ -18,7 +18,7 @@ use crate::domain::deletion::{DeletionHeld, DeletionLimits, check_deletions};
 use crate::domain::duplicates::{DuplicateReport, find_duplicates};
 use crate::domain::duration::parse_duration;
 use crate::domain::incremental::{FullReason, ReadSummary, SyncMode, SyncState, plan_fingerprint, plan_next};
-use crate::domain::lazy::Lazy;
+use crate::domain::lazy::{Lazy, LoadFailed};
 use crate::domain::reason::Reason;
 use crate::domain::snapshot::{ConnectionRef, Snapshot};
 use crate::store::{CacheError, SnapshotStore};
@@ -68,6 +68,13 @@ pub enum PipelineError {
     Task(#[from] tokio::task::JoinError),
     #[error(transparent)]
     Store(#[from] CacheError),
+}
+
+/// A snapshot handed to the sync that could not be loaded when a step needed it.
+impl From<LoadFailed> for PipelineError {
+    fn from(e: LoadFailed) -> Self {
+        Self::Directory(SyncError::Served(e))
+    }
 }
 
 impl PipelineError {
@@ -234,10 +241,10 @@ pub async fn run(
     };
     snapshot.sync_state = state;
     let served = match served {
-        Some(served) => Some(served.snapshot.get().map_err(SyncError::from)?.as_ref()),
+        Some(served) => Some(served.snapshot.get()?.as_ref()),
         None => None,
     };
-    let siblings = request.siblings.get().map_err(SyncError::from)?.clone();
+    let siblings = request.siblings.get()?.clone();
     let Encoding { snapshot, encoded, content_hash, duplicates } = encode(snapshot, siblings).await?;
     let limits = DeletionLimits {
         max_objects: u64::from(request.spec.deletion_safety.max_deleted_objects),
