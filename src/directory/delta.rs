@@ -37,11 +37,20 @@ pub struct TrackingPoint {
     pub server_identity: String,
     /// When the server's schema last changed, as [`SyncState::schema`].
     pub schema: String,
-    pub watermark: Watermark,
+    /// Where the server stands; `None` when not asked for ([`Position::Skip`]).
+    pub watermark: Option<Watermark>,
     /// AD: the naming context the USN searches start from.
     naming_context: String,
     /// AD: the schema's naming context, where a changed definition shows by its USN.
     schema_context: String,
+}
+
+/// Whether [`PreparedConnection::tracking_point`] learns where the server stands (a full read
+/// starts from there) or skips it (a delta learns it from its own refresh).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Position {
+    Now,
+    Skip,
 }
 
 /// A delta read: the changes and the snapshot they give, or nothing when nothing changed.
@@ -60,7 +69,11 @@ pub struct NeedFull(pub FullReason);
 impl PreparedConnection {
     /// The change tracking this server offers for this connection, and where it stands now.
     /// `None` when it offers none this build uses (then every sync is a full read).
-    pub(crate) async fn tracking_point(&self, session: &mut LdapSession) -> Result<Option<TrackingPoint>, SyncError> {
+    pub(crate) async fn tracking_point(
+        &self,
+        session: &mut LdapSession,
+        position: Position,
+    ) -> Result<Option<TrackingPoint>, SyncError> {
         let root = session
             .read_entry(
                 "",
@@ -89,7 +102,7 @@ impl PreparedConnection {
                     server_identity: root.first("dsServiceName").unwrap_or_default().to_owned(),
                     // The schema's USNs tell its changes (Samba's aggregate keeps a 1970 stamp).
                     schema: String::new(),
-                    watermark: Watermark::Usn(usn),
+                    watermark: Some(Watermark::Usn(usn)),
                     naming_context,
                     schema_context: root.first("schemaNamingContext").unwrap_or_default().to_owned(),
                 }))
@@ -100,15 +113,22 @@ impl PreparedConnection {
                 if !offers || !self.plan.names.id.eq_ignore_ascii_case("entryUUID") {
                     return Ok(None);
                 }
-                // A refresh that matches nothing: the server's cookie for "now", without reading.
-                let mut refresh = Refresh::default();
-                let done = self.refresh(session, None, "(!(objectClass=*))", &mut refresh).await?;
-                let Some(cookie) = done.and_then(|d| d.cookie) else { return Ok(None) };
+                let watermark = match position {
+                    // A refresh that matches nothing: the server's cookie for "now", without
+                    // sending entries (slapd still tests each one against the filter).
+                    Position::Now => {
+                        let mut refresh = Refresh::default();
+                        let done = self.refresh(session, None, "(!(objectClass=*))", &mut refresh).await?;
+                        let Some(cookie) = done.and_then(|d| d.cookie) else { return Ok(None) };
+                        Some(Watermark::Cookie(cookie))
+                    }
+                    Position::Skip => None,
+                };
                 Ok(Some(TrackingPoint {
                     tracking: ChangeTracking::Syncrepl,
                     server_identity: String::new(),
                     schema: self.schema_stamp(session, &root).await?,
-                    watermark: Watermark::Cookie(cookie),
+                    watermark,
                     naming_context: String::new(),
                     schema_context: String::new(),
                 }))
@@ -135,17 +155,17 @@ impl PreparedConnection {
         }
     }
 
-    /// The state to keep with a snapshot read on `server` from `point`.
-    pub(crate) fn state_at(&self, server: &str, point: TrackingPoint, full_at: i64) -> SyncState {
-        SyncState {
+    /// The state to keep with a snapshot read on `server` from `point`, when it has a position.
+    pub(crate) fn state_at(&self, server: &str, point: TrackingPoint, full_at: i64) -> Option<SyncState> {
+        Some(SyncState {
             tracking: point.tracking,
             server: server.to_owned(),
             server_identity: point.server_identity,
             schema: point.schema,
             plan: plan_fingerprint(&self.spec.search_base, &self.plan),
-            watermark: point.watermark,
+            watermark: point.watermark?,
             full_at,
-        }
+        })
     }
 
     /// The changes since `state` applied to `served`, on a session to the server that tracked
@@ -157,7 +177,8 @@ impl PreparedConnection {
         served: &Lazy<Arc<Snapshot>>,
         state: &SyncState,
     ) -> Result<Result<DeltaRead, NeedFull>, SyncError> {
-        let Some(point) = self.tracking_point(session).await? else {
+        // The refresh from the kept cookie tells where the server stands: no need to ask first.
+        let Some(point) = self.tracking_point(session, Position::Skip).await? else {
             return Ok(Err(NeedFull(FullReason::Unsupported)));
         };
         if point.tracking != state.tracking || point.server_identity != state.server_identity {
@@ -171,16 +192,18 @@ impl PreparedConnection {
             Ok(served.get()?.objects.iter().map(|o| o.id.as_str()).collect())
         };
         let (changes, watermark) = match (&state.watermark, &point.watermark) {
-            (Watermark::Usn(since), Watermark::Usn(now)) if now < since => {
+            (Watermark::Usn(since), Some(Watermark::Usn(now))) if now < since => {
                 // A DC restored from a backup: its USNs ran back.
                 return Ok(Err(NeedFull(FullReason::ServerChanged)));
             }
-            (Watermark::Usn(since), Watermark::Usn(now)) if now == since => (ChangeSet::default(), point.watermark),
-            (Watermark::Usn(since), Watermark::Usn(_)) => {
+            (Watermark::Usn(since), Some(now @ Watermark::Usn(usn))) if usn == since => {
+                (ChangeSet::default(), now.clone())
+            }
+            (Watermark::Usn(since), Some(now @ Watermark::Usn(_))) => {
                 if self.schema_changed_since(session, &point.schema_context, *since).await? {
                     return Ok(Err(NeedFull(FullReason::SchemaChanged)));
                 }
-                (self.usn_changes(session, &point.naming_context, *since, &held()?).await?, point.watermark)
+                (self.usn_changes(session, &point.naming_context, *since, &held()?).await?, now.clone())
             }
             (Watermark::Cookie(cookie), _) => {
                 let mut refresh = Refresh::default();

@@ -432,7 +432,7 @@ impl PreparedConnection {
         now: &impl Fn() -> i64,
     ) -> Result<(Snapshot, u64, Option<SyncState>), SyncError> {
         let point = if track {
-            match self.tracking_point(session).await {
+            match self.tracking_point(session, super::delta::Position::Now).await {
                 Ok(point) => point,
                 // Change tracking refused (rights, limits) is no reason to fail a full read.
                 Err(SyncError::Directory(e @ DirectoryError::Search { .. })) => {
@@ -454,7 +454,7 @@ impl PreparedConnection {
             session.server(),
             taken_at,
         );
-        let state = point.map(|p| self.state_at(server_key, p, taken_at));
+        let state = point.and_then(|p| self.state_at(server_key, p, taken_at));
         Ok((snapshot, entries, state))
     }
 
