@@ -264,9 +264,14 @@ fn a_dc_stopped_in_the_middle_of_a_paged_search_fails_over_or_keeps_the_old_cach
     assert!(error.starts_with("error [ConnectionLost]") && error.contains(&replica), "{error}");
     eprintln!("replica killed after {:?} objects: {error}", run.stopped_at);
     assert_eq!(std::fs::read(store.join("volume-uid.snap")).expect("the old snapshot"), stored, "old cache kept");
-    let files: Vec<String> = std::fs::read_dir(&store)
+    let mut files: Vec<String> = std::fs::read_dir(&store)
         .expect("store")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into())
         .collect();
-    assert_eq!(files, ["volume-uid.snap"], "no partial file next to the snapshot");
+    files.sort();
+    assert_eq!(
+        files,
+        ["volume-uid.snap", "volume-uid.summary"],
+        "no partial file next to the snapshot and its summary"
+    );
 }
