@@ -3,10 +3,10 @@
 //! read again through the read plan's own filters, so that a delta derives what a full read of the
 //! same directory state derives.
 
-use ldap3::Scope;
-use ldap3::controls::RawControl;
 use std::sync::Arc;
 
+use ldap3::Scope;
+use ldap3::controls::RawControl;
 use rustc_hash::FxHashSet;
 
 use super::DirectoryError;
