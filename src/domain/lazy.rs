@@ -54,11 +54,6 @@ impl<T> Lazy<T> {
                 .unwrap_or_else(|| LoadFailed { reason: Reason::StoreFailed, message: "the loader panicked".into() })),
         }
     }
-
-    /// Whether the value was made (or given).
-    pub fn is_loaded(&self) -> bool {
-        self.value.get().is_some()
-    }
 }
 
 impl<T: std::fmt::Debug> std::fmt::Debug for Lazy<T> {
@@ -84,8 +79,7 @@ mod tests {
             counted.fetch_add(1, Ordering::SeqCst);
             Ok(7)
         });
-        assert!(!lazy.is_loaded());
-        assert_eq!(calls.load(Ordering::SeqCst), 0);
+        assert_eq!(calls.load(Ordering::SeqCst), 0, "nothing loads before the first use");
         assert_eq!(lazy.get(), Ok(&7));
         assert_eq!(lazy.get(), Ok(&7));
         assert_eq!(calls.load(Ordering::SeqCst), 1);
@@ -99,6 +93,5 @@ mod tests {
         let lazy: Lazy<u8> = Lazy::later(move || Err(given));
         assert_eq!(lazy.get(), Err(failure.clone()));
         assert_eq!(lazy.get(), Err(failure));
-        assert!(!lazy.is_loaded());
     }
 }
