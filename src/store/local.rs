@@ -1,5 +1,6 @@
 //! The `Sidecar` store: one snapshot file per connection on the pod's volume, replaced atomically
 //! (temporary file, fsync, rename, fsync of the folder), so a crash leaves the old or the new file.
+//! Beside it may stand a held snapshot and the CLI's summary of the snapshot (a cache).
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
